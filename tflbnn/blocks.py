@@ -7,6 +7,9 @@ serialization and the LCE converter all understand.
 
 from tflbnn import _backend  # noqa: F401
 
+import contextlib
+import logging
+
 import larq as lq
 import tensorflow as tf
 
@@ -24,6 +27,24 @@ def batch_norm(name: str) -> tf.keras.layers.BatchNormalization:
     return tf.keras.layers.BatchNormalization(
         momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=name
     )
+
+
+class _DropStarvedWeightsWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "starved weights" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_weight_clip_warning():
+    # ReActNet deliberately trains binary kernels without a weight_clip constraint (weights past
+    # |1| stop learning, the "dead weights" AdamBNN studies), so larq's warning about it is noise.
+    larq_logger = logging.getLogger("larq.layers_base")
+    warning_filter = _DropStarvedWeightsWarning()
+    larq_logger.addFilter(warning_filter)
+    try:
+        yield
+    finally:
+        larq_logger.removeFilter(warning_filter)
 
 
 def binary_conv(
@@ -51,17 +72,18 @@ def binary_conv(
     Returns:
         The (unbuilt) layer.
     """
-    return lq.layers.QuantConv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding="same",
-        pad_values=pad_values,
-        use_bias=False,
-        input_quantizer=None,
-        kernel_quantizer="reactnet_weight_sign" if binary_weights else None,
-        name=name,
-    )
+    with _without_weight_clip_warning():
+        return lq.layers.QuantConv2D(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding="same",
+            pad_values=pad_values,
+            use_bias=False,
+            input_quantizer=None,
+            kernel_quantizer="reactnet_weight_sign" if binary_weights else None,
+            name=name,
+        )
 
 
 def _check_channels(in_channels: int, out_channels: int, allowed: tuple, block_name: str) -> None:
