@@ -13,9 +13,9 @@ import logging
 import larq as lq
 import tensorflow as tf
 
-from tflbnn.layers import RPReLU, RSign
+from tflbnn.layers import LearnableBias, RPReLU, RSign
 
-__all__ = ["reactnet_block", "react_bireal_block", "binary_conv", "batch_norm"]
+__all__ = ["reactnet_block", "react_bireal_block", "binary_conv", "batch_norm", "sign_or_shift", "PRECISIONS", "check_precision"]
 
 # PyTorch BatchNorm2d defaults (momentum 0.1, eps 1e-5) expressed in Keras terms.
 _BN_MOMENTUM = 0.9
@@ -86,6 +86,26 @@ def binary_conv(
         )
 
 
+#: Precisions of a ReActNet model, one per stage of the two-step recipe:
+#: ``"float"`` the real-valued twin (teacher), ``"binary_activations"`` step 1 (RSign inputs,
+#: real weights), ``"binary"`` step 2 (binary inputs and weights). All share one weight layout.
+PRECISIONS = ("float", "binary_activations", "binary")
+
+
+def check_precision(precision: str, owner: str) -> None:
+    """Raise ``ValueError`` naming ``owner`` unless ``precision`` is one of ``PRECISIONS``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"{owner}: precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+def sign_or_shift(precision: str, name: str) -> tf.keras.layers.Layer:
+    """``RSign`` for binary activations, else the same learnable shift without the sign.
+
+    The float twin keeps the shift so that all precisions of a model share one weight layout.
+    """
+    return LearnableBias(name=name) if precision == "float" else RSign(name=name)
+
+
 def _check_channels(in_channels: int, out_channels: int, allowed: tuple, block_name: str) -> None:
     if out_channels not in allowed:
         raise ValueError(
@@ -99,7 +119,7 @@ def reactnet_block(
     out_channels: int,
     *,
     stride: int = 1,
-    binary_weights: bool = True,
+    precision: str = "binary",
     pad_values: float = 1.0,
     name: str,
 ) -> tf.Tensor:
@@ -115,7 +135,8 @@ def reactnet_block(
         x: input tensor of shape ``(batch, H, W, C)``.
         out_channels: ``C`` (normal block) or ``2·C`` (reduction block).
         stride: 1 or 2.
-        binary_weights: binary (step 2) or real-valued (step 1) conv kernels.
+        precision: one of ``PRECISIONS``. The float twin has a learnable shift instead of the
+            sign, zero padding and real-valued kernels.
         pad_values: padding value of the binary 3×3 conv, see ``binary_conv``.
         name: prefix for the layer names.
 
@@ -130,7 +151,11 @@ def reactnet_block(
     if stride not in (1, 2):
         raise ValueError(f"{name}: stride must be 1 or 2, got {stride}")
 
-    y = RSign(name=f"{name}_rsign_3x3")(x)
+    check_precision(precision, name)
+    binary_weights = precision == "binary"
+    if precision == "float":
+        pad_values = 0.0
+    y = sign_or_shift(precision, f"{name}_rsign_3x3")(x)
     y = binary_conv(
         in_channels, 3, strides=stride, binary_weights=binary_weights,
         pad_values=pad_values, name=f"{name}_bconv_3x3",
@@ -144,7 +169,7 @@ def reactnet_block(
     y = tf.keras.layers.Add(name=f"{name}_add_3x3")([shortcut, y])
     y = RPReLU(name=f"{name}_rprelu_3x3")(y)
 
-    z = RSign(name=f"{name}_rsign_1x1")(y)
+    z = sign_or_shift(precision, f"{name}_rsign_1x1")(y)
     copies = out_channels // in_channels
     branches = []
     for copy in range(copies):
@@ -166,7 +191,7 @@ def react_bireal_block(
     out_channels: int,
     *,
     stride: int = 1,
-    binary_weights: bool = True,
+    precision: str = "binary",
     pad_values: float = 1.0,
     name: str,
 ) -> tf.Tensor:
@@ -179,7 +204,8 @@ def react_bireal_block(
         x: input tensor of shape ``(batch, H, W, C)``.
         out_channels: output channels.
         stride: 1 or 2.
-        binary_weights: binary (step 2) or real-valued (step 1) conv kernels.
+        precision: one of ``PRECISIONS``. The float twin has a learnable shift instead of the
+            sign, zero padding and real-valued kernels.
         pad_values: padding value of the binary 3×3 conv, see ``binary_conv``.
         name: prefix for the layer names.
 
@@ -193,7 +219,11 @@ def react_bireal_block(
     if stride not in (1, 2):
         raise ValueError(f"{name}: stride must be 1 or 2, got {stride}")
 
-    y = RSign(name=f"{name}_rsign")(x)
+    check_precision(precision, name)
+    binary_weights = precision == "binary"
+    if precision == "float":
+        pad_values = 0.0
+    y = sign_or_shift(precision, f"{name}_rsign")(x)
     y = binary_conv(
         out_channels, 3, strides=stride, binary_weights=binary_weights,
         pad_values=pad_values, name=f"{name}_bconv_3x3",

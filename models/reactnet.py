@@ -1,0 +1,148 @@
+"""ReActNet-A (MobileNetV1 layout) and ReAct-BiReal-18 (ResNet-18 layout), papers.md §1.1, §1.6.
+
+Both definitions take the published sizes at ``width=1.0`` with the ImageNet stem, and shrink to
+small inputs (28×28, 32×32) with ``width`` and the stem options. The same definition gives the
+three precisions of the two-step recipe: ``precision="float"`` is the float twin,
+``"binary_activations"`` is step 1 and ``"binary"`` (the default) the fully binary step 2. All three
+have identical weights, so weights transfer between them with ``set_weights``.
+"""
+
+from __future__ import annotations
+
+from tflbnn import _backend  # noqa: F401
+
+import tensorflow as tf
+
+from tflbnn.blocks import batch_norm, check_precision, react_bireal_block, reactnet_block
+from tflbnn.models.registry import register_model
+
+__all__ = ["reactnet_a", "reactnet_resnet18", "REACTNET_A_CHANNELS"]
+
+#: Output channels of ReActNet-A's stem and 13 blocks at width 1.0 (papers.md §1.1).
+REACTNET_A_CHANNELS = (32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024)
+
+#: ReAct-BiReal-18: (channels, blocks) per stage at width 1.0 (papers.md §1.6).
+REACT_BIREAL_18_STAGES = ((64, 4), (128, 4), (256, 4), (512, 4))
+
+
+def _scale_channels(channels: int, width: float, model_name: str) -> int:
+    if width <= 0:
+        raise ValueError(f"{model_name}: width must be positive, got {width}")
+    # Multiples of 8 keep LCE's 8-output-channel kernels full (lce.md §2.3).
+    return max(8, int(round(channels * width / 8)) * 8)
+
+
+def _check_stride(value: int, option: str, model_name: str) -> None:
+    if value not in (1, 2):
+        raise ValueError(f"{model_name}: {option} must be 1 or 2, got {value}")
+
+
+def _head(x: tf.Tensor, num_classes: int) -> tf.Tensor:
+    x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return tf.keras.layers.Dense(num_classes, name="logits")(x)
+
+
+@register_model("reactnet_a")
+def reactnet_a(
+    *,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    width: float = 1.0,
+    stem_stride: int = 2,
+    precision: str = "binary",
+    pad_values: float = 1.0,
+) -> tf.keras.Model:
+    """ReActNet-A: MobileNetV1's 13 blocks with full binary 3×3 and binary 1×1 convolutions.
+
+    Args:
+        input_shape: ``(H, W, C)``; 224×224×3 with 1000 classes is the published model.
+        num_classes: number of logits of the float classifier.
+        width: channel multiplier (channels rounded to multiples of 8).
+        stem_stride: stride of the float 3×3 stem (2 for ImageNet, 1 for 28×28 / 32×32).
+        precision: ``"binary"`` (step 2), ``"binary_activations"`` (step 1, real weights) or
+            ``"float"`` (the float twin); see ``tflbnn.blocks.PRECISIONS``.
+        pad_values: padding value of the binary 3×3 convs (1.0 converts best with LCE).
+
+    Returns:
+        An uncompiled ``tf.keras.Model`` that outputs logits.
+
+    Raises:
+        ValueError: for invalid options.
+    """
+    name = "reactnet_a"
+    check_precision(precision, name)
+    _check_stride(stem_stride, "stem_stride", name)
+    channels = [_scale_channels(c, width, name) for c in REACTNET_A_CHANNELS]
+
+    inputs = tf.keras.Input(shape=input_shape, name="image")
+    x = tf.keras.layers.Conv2D(
+        channels[0], 3, strides=stem_stride, padding="same", use_bias=False, name="stem_conv"
+    )(inputs)
+    x = batch_norm("stem_bn")(x)
+    for index in range(1, len(channels)):
+        # Every channel change downsamples, except the first (32 -> 64) block.
+        grows = REACTNET_A_CHANNELS[index] != REACTNET_A_CHANNELS[index - 1]
+        stride = 2 if grows and REACTNET_A_CHANNELS[index] != 64 else 1
+        x = reactnet_block(
+            x, channels[index], stride=stride, precision=precision, pad_values=pad_values, name=f"block{index}",
+        )
+    outputs = _head(x, num_classes)
+    return tf.keras.Model(inputs, outputs, name=name)
+
+
+@register_model("reactnet_resnet18")
+def reactnet_resnet18(
+    *,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    width: float = 1.0,
+    stem: str = "imagenet",
+    precision: str = "binary",
+    pad_values: float = 1.0,
+) -> tf.keras.Model:
+    """ReAct-BiReal-18: Bi-Real Net 18 with RSign / RPReLU (16 single-conv binary blocks).
+
+    Args:
+        input_shape: ``(H, W, C)``; 224×224×3 with 1000 classes is the published model.
+        num_classes: number of logits of the float classifier.
+        width: channel multiplier (channels rounded to multiples of 8).
+        stem: ``"imagenet"`` (7×7 stride-2 conv, BN, 3×3 stride-2 max-pool) or ``"small"``
+            (3×3 stride-1 conv and BN, for 28×28 / 32×32 inputs).
+        precision: ``"binary"`` (step 2), ``"binary_activations"`` (step 1, real weights) or
+            ``"float"`` (the float twin); see ``tflbnn.blocks.PRECISIONS``.
+        pad_values: padding value of the binary 3×3 convs (1.0 converts best with LCE).
+
+    Returns:
+        An uncompiled ``tf.keras.Model`` that outputs logits.
+
+    Raises:
+        ValueError: for invalid options.
+    """
+    name = "reactnet_resnet18"
+    check_precision(precision, name)
+    stems = ("imagenet", "small")
+    if stem not in stems:
+        raise ValueError(f"{name}: stem must be one of {stems}, got {stem!r}")
+    stages = [(_scale_channels(c, width, name), blocks) for c, blocks in REACT_BIREAL_18_STAGES]
+
+    inputs = tf.keras.Input(shape=input_shape, name="image")
+    if stem == "imagenet":
+        x = tf.keras.layers.Conv2D(
+            stages[0][0], 7, strides=2, padding="same", use_bias=False, name="stem_conv"
+        )(inputs)
+        x = batch_norm("stem_bn")(x)
+        x = tf.keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    else:
+        x = tf.keras.layers.Conv2D(
+            stages[0][0], 3, strides=1, padding="same", use_bias=False, name="stem_conv"
+        )(inputs)
+        x = batch_norm("stem_bn")(x)
+    for stage, (out_channels, blocks) in enumerate(stages, start=1):
+        for block in range(1, blocks + 1):
+            stride = 2 if stage > 1 and block == 1 else 1
+            x = react_bireal_block(
+                x, out_channels, stride=stride, precision=precision, pad_values=pad_values,
+                name=f"stage{stage}_block{block}",
+            )
+    outputs = _head(x, num_classes)
+    return tf.keras.Model(inputs, outputs, name=name)
