@@ -1,0 +1,77 @@
+"""Training history: read the CSV log written during training and plot it as a PNG."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+__all__ = ["read_history", "plot_histories"]
+
+
+def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
+    """Rows of a Keras ``CSVLogger`` file, one per epoch.
+
+    When a resumed run logged an epoch twice, the later row wins.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training history not found: {path}")
+    by_epoch: dict[int, dict[str, float]] = {}
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            values = {key: float(value) for key, value in row.items() if value not in ("", None)}
+            by_epoch[int(values["epoch"])] = values
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def plot_histories(histories: Mapping[str, Sequence[Mapping[str, float]]],
+                   path: str | os.PathLike, title: str = "") -> Path:
+    """Plot loss and accuracy per epoch of one or more stages, stages laid end to end.
+
+    Args:
+        histories: stage name → rows from ``read_history``.
+        path: PNG to write.
+        title: figure title.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    start = 0
+    for stage, rows in histories.items():
+        epochs = [start + row["epoch"] + 1 for row in rows]
+        for key, style in (("loss", "-"), ("val_loss", "--")):
+            if rows and key in rows[0]:
+                loss_axis.plot(epochs, [row[key] for row in rows], style, label=f"{stage} {key}")
+        for key, style in (("accuracy", "-"), ("val_accuracy", "--")):
+            if rows and key in rows[0]:
+                accuracy_axis.plot(epochs, [row[key] for row in rows], style,
+                                   label=f"{stage} {key}")
+        start += len(rows)
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("loss (distillation or cross-entropy)")
+    accuracy_axis.set_xlabel("epoch")
+    accuracy_axis.set_ylabel("top-1 accuracy")
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp.png")
+    figure.savefig(temporary, dpi=110)
+    plt.close(figure)
+    os.replace(temporary, path)
+    return path

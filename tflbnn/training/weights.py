@@ -1,0 +1,83 @@
+"""Weight handling of the two-step recipe: conv-only weight decay and step-to-step transfer."""
+
+from __future__ import annotations
+
+from tflbnn import _backend  # noqa: F401
+
+import tensorflow as tf
+
+__all__ = ["add_conv_weight_decay", "transfer_weights", "conv_kernels"]
+
+
+def conv_kernels(model: tf.keras.Model) -> list[tf.Variable]:
+    """The kernels of every convolution (``Conv2D``, ``QuantConv2D``, depthwise) in ``model``."""
+    kernels = []
+    for layer in model.submodules:
+        if isinstance(layer, tf.keras.layers.DepthwiseConv2D):
+            kernels.append(layer.depthwise_kernel)
+        elif isinstance(layer, tf.keras.layers.Conv2D):
+            kernels.append(layer.kernel)
+    return kernels
+
+
+def add_conv_weight_decay(model: tf.keras.Model, weight_decay: float) -> None:
+    """Add coupled L2 weight decay on convolution kernels only (ReActNet step 1).
+
+    Matches PyTorch ``Adam(weight_decay=wd)`` restricted to 4-D parameters: the gradient of
+    each kernel ``W`` gains ``wd · W``, i.e. the loss gains ``wd / 2 · Σ W²``. BatchNorm,
+    biases, PReLU slopes and the classifier are not decayed. The term lives in
+    ``model.losses``, which ``model.fit`` and ``Distiller`` add to the loss; it is not saved
+    with the model.
+
+    Args:
+        model: a built model.
+        weight_decay: the PyTorch-style coefficient ``wd`` (e.g. 1e-5); 0 adds nothing.
+
+    Raises:
+        ValueError: for a negative coefficient or a model without convolutions.
+    """
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if weight_decay == 0:
+        return
+    kernels = conv_kernels(model)
+    if not kernels:
+        raise ValueError(f"model {model.name!r} has no convolution kernels to decay")
+    coefficient = 0.5 * float(weight_decay)
+    model.add_loss(lambda: coefficient * tf.add_n([tf.reduce_sum(tf.square(k)) for k in kernels]))
+
+
+def transfer_weights(source: tf.keras.Model, target: tf.keras.Model) -> int:
+    """Copy every weight of ``target`` from the layer of the same name in ``source``.
+
+    Used between the precisions of a zoo model (float teacher → step 1 → step 2), which share
+    layer names and weight shapes. Unlike ReActNet's reference code (whose step 2 silently
+    dropped the step-1 conv weights), every weight must be transferred or this raises.
+
+    Args:
+        source: trained model.
+        target: model to initialise.
+
+    Returns:
+        The number of weight tensors copied.
+
+    Raises:
+        ValueError: naming the first target layer with no counterpart or a shape mismatch.
+    """
+    source_layers = {layer.name: layer for layer in source.layers}
+    copied = 0
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        origin = source_layers.get(layer.name)
+        if origin is None or len(origin.weights) != len(layer.weights):
+            raise ValueError(f"transfer_weights: layer {layer.name!r} of {target.name!r} has no "
+                             f"matching layer in {source.name!r}")
+        for source_weight, target_weight in zip(origin.weights, layer.weights):
+            if source_weight.shape != target_weight.shape:
+                raise ValueError(f"transfer_weights: {target_weight.name} has shape "
+                                 f"{target_weight.shape} but {source_weight.name} has "
+                                 f"{source_weight.shape}")
+            target_weight.assign(source_weight)
+            copied += 1
+    return copied
