@@ -7,7 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from tflbnn import _backend  # noqa: F401
 
@@ -105,6 +105,7 @@ def train_stage(
     lr_offset: int = 1,
     metadata: ModelMetadata | None = None,
     name: str | None = None,
+    callbacks: Sequence[tf.keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
 ) -> StageResult:
     """Train ``model`` for one stage with Adam and ReActNet's linear per-epoch decay.
@@ -129,6 +130,7 @@ def train_stage(
         lr_offset: see ``LinearEpochDecay`` (1 = reference code).
         metadata: written next to ``model.keras`` as ``model.json`` (with results added).
         name: stage name for logs (default: the directory name).
+        callbacks: extra Keras callbacks, run after the stage's own.
         verbose: Keras progress-bar verbosity.
 
     Returns:
@@ -167,6 +169,7 @@ def train_stage(
         tf.keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
         tf.keras.callbacks.CSVLogger(str(stage_dir / "history.csv"), append=True),
         SaveModelEachEpoch(stage_dir / "last.keras", model_to_save=model),
+        *callbacks,
     ]
     started = time.perf_counter()
     print(f"[{name}] training {model.name} for {epochs} epochs "
