@@ -1,0 +1,273 @@
+"""Config-driven training runs: what ``tflbnn train CONFIG`` and ``tflbnn demo`` execute.
+
+A config is a small TOML file (or the equivalent dict)::
+
+    name = "fashion_reactnet"        # run directory: <output_dir>/<name>
+    output_dir = "runs"
+
+    [model]                          # a zoo name plus its options
+    name = "reactnet_a"
+    width = 0.25
+    stem_stride = 1
+
+    [data]                           # a tflbnn.data.load_data spec
+    kind = "fashion_mnist"
+    source = "embedded"
+
+    [recipe]
+    kind = "two_step"                # "two_step", "float" or "binary"
+    batch_size = 128
+    learning_rate = 1e-3
+    teacher_epochs = 3               # two_step: float twin trained as teacher
+    step1_epochs = 4                 # two_step: binary activations, real weights
+    step2_epochs = 4                 # two_step: fully binary
+    epochs = 4                       # float / binary recipes
+    weight_decay = 1e-5
+    augment = "standard"
+
+The run writes every stage under ``<output_dir>/<name>/<stage>/`` (resumable), then the final
+model as ``model.keras`` + ``model.json`` (labels, preprocessing, data spec, results), the
+combined ``training_curves.png`` and ``results.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from tflbnn import _backend  # noqa: F401
+
+import tensorflow as tf
+
+from tflbnn import data as tflbnn_data
+from tflbnn.metadata import ModelMetadata, sidecar_path, write_bytes_atomic
+from tflbnn.models import get_model, profile
+from tflbnn.training import plot_histories, train_stage, two_step
+from tflbnn.training.recipes import STEP1_INITS
+
+__all__ = ["RunConfig", "RunResult", "load_config", "run_experiment", "RECIPES"]
+
+RECIPES = ("two_step", "float", "binary")
+
+_RECIPE_DEFAULTS: dict[str, Any] = {
+    "kind": "two_step",
+    "batch_size": 128,
+    "learning_rate": 1e-3,
+    "teacher_learning_rate": None,
+    "teacher_epochs": 3,
+    "step1_epochs": 4,
+    "step2_epochs": 4,
+    "epochs": 4,
+    "weight_decay": 1e-5,
+    "label_weight": 0.0,
+    "step1_init": "teacher",
+    "lr_offset": 1,
+    "augment": "standard",
+    "seed": 0,
+    "teacher": None,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """A validated run configuration (see the module docstring for the file format).
+
+    Attributes:
+        name: run name, the directory under ``output_dir``.
+        output_dir: parent directory of runs.
+        model: zoo model name.
+        model_options: options passed to ``get_model``.
+        data: a ``tflbnn.data.load_data`` spec.
+        recipe: recipe settings, defaults filled in.
+    """
+
+    name: str
+    output_dir: Path
+    model: str
+    model_options: dict
+    data: dict
+    recipe: dict
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output_dir / self.name
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "output_dir": str(self.output_dir),
+            "model": {"name": self.model, **self.model_options},
+            "data": self.data,
+            "recipe": self.recipe,
+        }
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any], source: str = "config") -> "RunConfig":
+        """Validate a config mapping.
+
+        Raises:
+            ValueError: naming ``source`` and the offending key for anything invalid.
+        """
+        known = {"name", "output_dir", "model", "data", "recipe"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown top-level key(s) {unknown}; valid: {sorted(known)}")
+        for key in ("name", "model", "data"):
+            if key not in config:
+                raise ValueError(f"{source}: missing required key {key!r}")
+        name = str(config["name"])
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"{source}: name must be a plain directory name, got {name!r}")
+        model = dict(config["model"])
+        if "name" not in model:
+            raise ValueError(f"{source}: [model] needs a 'name' (one of the zoo's models)")
+        model_name = model.pop("name")
+        recipe_given = dict(config.get("recipe", {}))
+        unknown = sorted(set(recipe_given) - set(_RECIPE_DEFAULTS))
+        if unknown:
+            raise ValueError(f"{source}: unknown [recipe] key(s) {unknown}; valid: "
+                             f"{sorted(_RECIPE_DEFAULTS)}")
+        recipe = {**_RECIPE_DEFAULTS, **recipe_given}
+        if recipe["kind"] not in RECIPES:
+            raise ValueError(f"{source}: recipe kind must be one of {RECIPES}, got "
+                             f"{recipe['kind']!r}")
+        if recipe["step1_init"] not in STEP1_INITS:
+            raise ValueError(f"{source}: step1_init must be one of {STEP1_INITS}, got "
+                             f"{recipe['step1_init']!r}")
+        for key in ("batch_size", "teacher_epochs", "step1_epochs", "step2_epochs", "epochs"):
+            minimum = 0 if key == "teacher_epochs" else 1
+            if not isinstance(recipe[key], int) or recipe[key] < minimum:
+                raise ValueError(f"{source}: recipe {key} must be an integer >= {minimum}, "
+                                 f"got {recipe[key]!r}")
+        if not recipe["learning_rate"] > 0:
+            raise ValueError(f"{source}: recipe learning_rate must be positive")
+        return cls(name=name, output_dir=Path(config.get("output_dir", "runs")),
+                   model=model_name, model_options=model, data=dict(config["data"]),
+                   recipe=recipe)
+
+
+def load_config(path: str | os.PathLike, **overrides: Any) -> RunConfig:
+    """Read a TOML run config.
+
+    Args:
+        path: the TOML file.
+        **overrides: top-level keys replacing the file's (e.g. ``output_dir``, ``name``).
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if it is not valid TOML or not a valid config (the message names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a valid TOML file ({error})") from None
+    config.update({key: value for key, value in overrides.items() if value is not None})
+    return RunConfig.from_dict(config, source=str(path))
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Outcome of ``run_experiment``.
+
+    Attributes:
+        config: the run's config.
+        model: the final trained model.
+        model_path: ``run_dir/model.keras``.
+        metadata: the metadata saved next to it.
+        stages: per-stage summaries (accuracy, epochs, seconds).
+        data: the data bundle used.
+    """
+
+    config: RunConfig
+    model: tf.keras.Model
+    model_path: Path
+    metadata: ModelMetadata
+    stages: dict[str, dict]
+    data: Any
+
+    @property
+    def test_accuracy(self) -> float:
+        return list(self.stages.values())[-1]["test_accuracy"]
+
+
+def run_experiment(config: RunConfig, *, verbose: int | str = "auto") -> RunResult:
+    """Train the configured model with its recipe; resumes an interrupted run.
+
+    Args:
+        config: a ``RunConfig``.
+        verbose: Keras progress-bar verbosity.
+
+    Returns:
+        A ``RunResult``.
+
+    Raises:
+        ValueError: for an invalid model/data configuration.
+        TrainingDivergedError: if the loss becomes NaN.
+    """
+    recipe = config.recipe
+    tf.keras.utils.set_random_seed(recipe["seed"])
+    bundle = tflbnn_data.load_data(config.data)
+    input_shape = bundle.preprocessing.input_shape
+
+    def build(precision: str) -> tf.keras.Model:
+        return get_model(config.model, input_shape=input_shape, num_classes=len(bundle.labels),
+                         precision=precision, **config.model_options)
+
+    build("binary")  # fail on a bad model config before any data work or training
+    train_data = bundle.train_dataset(recipe["batch_size"], augment=recipe["augment"],
+                                      seed=recipe["seed"])
+    test_data = bundle.test_dataset(recipe["batch_size"])
+    metadata = ModelMetadata(labels=bundle.labels, preprocessing=bundle.preprocessing,
+                             name=config.model,
+                             extra={"data": config.data, "model_options": config.model_options,
+                                    "recipe": recipe["kind"]})
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(run_dir / "config.json", json.dumps(config.as_dict(), indent=2,
+                                                           default=str).encode())
+    teacher = None
+    if recipe["teacher"]:
+        teacher = tf.keras.models.load_model(recipe["teacher"], safe_mode=True)
+    common = dict(learning_rate=recipe["learning_rate"], lr_offset=recipe["lr_offset"],
+                  metadata=metadata, verbose=verbose)
+
+    if recipe["kind"] == "two_step":
+        results = two_step(
+            build, train_data, test_data, run_dir=run_dir, teacher=teacher,
+            teacher_epochs=recipe["teacher_epochs"], step1_epochs=recipe["step1_epochs"],
+            step2_epochs=recipe["step2_epochs"], weight_decay=recipe["weight_decay"],
+            teacher_learning_rate=recipe["teacher_learning_rate"],
+            step1_init=recipe["step1_init"], label_weight=recipe["label_weight"], **common,
+        )
+    else:
+        precision = "float" if recipe["kind"] == "float" else "binary"
+        results = {recipe["kind"]: train_stage(
+            build(precision), train_data, test_data, stage_dir=run_dir / recipe["kind"],
+            epochs=recipe["epochs"], weight_decay=recipe["weight_decay"], teacher=teacher,
+            label_weight=recipe["label_weight"], **common,
+        )}
+
+    final = list(results.values())[-1]
+    stages = {name: result.summary() for name, result in results.items()}
+    model_profile = profile(final.model)
+    metadata = metadata.with_extra(test_accuracy=final.test_accuracy, stages=stages,
+                                   profile=model_profile.as_dict())
+    model_path = run_dir / "model.keras"
+    shutil.copyfile(final.model_path, run_dir / ".model.tmp.keras")
+    os.replace(run_dir / ".model.tmp.keras", model_path)
+    metadata.save(sidecar_path(model_path))
+    plot_histories({name: result.history for name, result in results.items()},
+                   run_dir / "training_curves.png", title=f"{config.name}: {config.model}")
+    write_bytes_atomic(run_dir / "results.json", json.dumps(
+        {"stages": stages, "profile": model_profile.as_dict(), "model": str(model_path)},
+        indent=2).encode())
+    return RunResult(config=config, model=final.model, model_path=model_path, metadata=metadata,
+                     stages=stages, data=bundle)
