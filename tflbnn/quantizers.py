@@ -16,11 +16,13 @@ __all__ = ["ReActNetWeightSign", "approx_sign_with_threshold", "binary_sign"]
 def binary_sign(x: tf.Tensor) -> tf.Tensor:
     """Return +1 where ``x >= 0`` and -1 elsewhere, with no gradient defined.
 
-    Written as ``tf.where(x >= 0, 1, -1)``, the form the LCE converter rewrites into
-    ``LceQuantize`` (see lce.md §2.2). ``sign(0) = +1``, as in ``larq.math.sign``.
+    Written as ``tf.where(x >= 0, 1.0, -1.0)`` with scalar constants: the ``SelectV2`` form the
+    LCE converter rewrites into ``LceQuantize`` (lce.md §2.2). Tensors built from ``x``'s shape
+    (``ones_like``) would lower to ``FILL(SHAPE(x))`` under a dynamic batch and hide the pattern.
+    ``sign(0) = +1``, as in ``larq.math.sign``.
     """
     x = tf.convert_to_tensor(x)
-    return tf.where(x >= 0, tf.ones_like(x), -tf.ones_like(x))
+    return tf.where(x >= 0, tf.constant(1.0, x.dtype), tf.constant(-1.0, x.dtype))
 
 
 @tf.custom_gradient
@@ -63,7 +65,10 @@ class ReActNetWeightSign(lq.quantizers.Quantizer):
         reduce_axes = list(range(len(inputs.shape) - 1))
         alpha = tf.stop_gradient(tf.reduce_mean(tf.abs(inputs), axis=reduce_axes))
         clipped = tf.clip_by_value(inputs, -self.clip_value, self.clip_value)
-        binary = alpha * binary_sign(inputs)
+        # larq.math.sign (sign(sign(W) + 0.1), so sign(0) = +1) rather than a select: the LCE
+        # converter does not constant-fold a SelectV2 over kernels of 256x256x3x3 and more,
+        # and the conv then stays float. The multiply-by-sign form folds at any size.
+        binary = alpha * lq.math.sign(inputs)
         # Value of `binary`, gradient of `clipped`: the STE through clip without the alpha factor.
         return clipped + tf.stop_gradient(binary - clipped)
 
