@@ -1,0 +1,60 @@
+"""Keras → Larq Compute Engine conversion with verification.
+
+``convert_model`` converts a Keras model to an LCE flatbuffer and its float32 twin, checks that
+every binary convolution became an ``LceBconv2d`` (coverage) and that the LCE interpreter agrees
+with Keras (parity), and only then writes ``x.tflite``, ``x.float.tflite`` and the ``x.json``
+metadata with the report. The pieces are usable on their own: ``convert_lce``/``convert_float``,
+``read_tflite``, ``check_coverage``, ``check_parity``, ``benchmark_tflite``/``compare`` and
+``load_keras_model``.
+
+This package reads any Keras model and takes numpy arrays; it does not depend on
+``tflbnn.data`` or ``tflbnn.models``.
+"""
+
+from tflbnn import _backend  # noqa: F401
+
+from tflbnn.converters.benchmark import (KERNELS, Comparison, LatencyStats, benchmark_tflite,
+                                         compare, kernel_flags)
+from tflbnn.converters.coverage import (CoverageError, CoverageReport, CoverageWarning,
+                                        LayerCoverage, binary_layers, check_coverage)
+from tflbnn.converters.flatbuffer import OpInfo, TensorInfo, TFLiteModelInfo, read_tflite
+from tflbnn.converters.keras_io import load_keras_model
+from tflbnn.converters.lce import convert_float, convert_lce
+from tflbnn.converters.parity import (DEFAULT_MAX_LOGIT_DELTA, DEFAULT_MIN_TOP1_AGREEMENT,
+                                      ParityError, ParityReport, check_parity, run_lce)
+from tflbnn.converters.pipeline import (METADATA_KEY, ConversionReport, convert_model,
+                                        float_twin_path)
+from tflbnn.converters.size import SizeReport
+
+__all__ = [
+    "KERNELS",
+    "Comparison",
+    "ConversionReport",
+    "CoverageError",
+    "CoverageReport",
+    "CoverageWarning",
+    "DEFAULT_MAX_LOGIT_DELTA",
+    "DEFAULT_MIN_TOP1_AGREEMENT",
+    "LatencyStats",
+    "LayerCoverage",
+    "METADATA_KEY",
+    "OpInfo",
+    "ParityError",
+    "ParityReport",
+    "SizeReport",
+    "TFLiteModelInfo",
+    "TensorInfo",
+    "benchmark_tflite",
+    "binary_layers",
+    "check_coverage",
+    "check_parity",
+    "compare",
+    "convert_float",
+    "convert_lce",
+    "convert_model",
+    "float_twin_path",
+    "kernel_flags",
+    "load_keras_model",
+    "read_tflite",
+    "run_lce",
+]

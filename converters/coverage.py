@@ -1,0 +1,323 @@
+"""Check that every binary layer of a Keras model became an ``LceBconv2d`` in the flatbuffer.
+
+The LCE converter never fails when it does not recognise a binary pattern: it silently keeps a
+float op, and the model then has the size and speed of a float network. This module finds those
+layers. Keras layers are matched to ``LceBconv2d`` ops by signature (kernel size, channels in,
+filters, strides, dilation, groups, output size) as a multiset, because the converter renames
+and truncates tensor names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+from tflbnn import _backend  # noqa: F401
+
+import tensorflow as tf
+
+from tflbnn.profiling import _flatten, binary_input, profile
+from tflbnn.converters.flatbuffer import (LCE_BCONV, OpInfo, Source, TFLiteModelInfo, bconv_groups,
+                                          read_tflite)
+
+__all__ = [
+    "CoverageError",
+    "CoverageWarning",
+    "LayerCoverage",
+    "CoverageReport",
+    "binary_layers",
+    "check_coverage",
+]
+
+
+class CoverageError(ValueError):
+    """Binary layers that did not become ``LceBconv2d``; ``report`` holds the details."""
+
+    def __init__(self, message: str, report: "CoverageReport"):
+        super().__init__(message)
+        self.report = report
+
+
+class CoverageWarning(UserWarning):
+    """Issued instead of ``CoverageError`` when float fall-back is allowed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCoverage:
+    """The fate of one binary-kernel Keras layer.
+
+    Attributes:
+        name: Keras layer name.
+        layer_type: Keras class name.
+        macs: multiply-accumulates of the layer (from ``tflbnn.profiling``).
+        mac_share: ``macs`` over the MACs of all binary-kernel layers (0..1).
+        converted: whether an ``LceBconv2d`` was matched to it.
+        reason: why it was not converted, ``None`` when converted.
+        signature: the attributes used for matching.
+    """
+
+    name: str
+    layer_type: str
+    macs: int
+    mac_share: float
+    converted: bool
+    reason: str | None
+    signature: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class CoverageReport:
+    """Binary-layer coverage of a conversion.
+
+    Attributes:
+        layers: one entry per binary-kernel layer, in model order.
+        op_histogram: operator name → count in the flatbuffer.
+        unattributed_bconvs: ``LceBconv2d`` ops matched to no binary Keras layer.
+    """
+
+    layers: tuple[LayerCoverage, ...]
+    op_histogram: dict[str, int]
+    unattributed_bconvs: int = 0
+
+    @property
+    def num_binary_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def num_converted(self) -> int:
+        return sum(layer.converted for layer in self.layers)
+
+    @property
+    def not_converted(self) -> tuple[LayerCoverage, ...]:
+        return tuple(layer for layer in self.layers if not layer.converted)
+
+    @property
+    def converted_mac_share(self) -> float | None:
+        """Fraction of binary-kernel MACs that run in ``LceBconv2d``; None if MACs are unknown."""
+        total = sum(layer.macs for layer in self.layers)
+        if total == 0:
+            return None
+        return sum(layer.macs for layer in self.layers if layer.converted) / total
+
+    @property
+    def complete(self) -> bool:
+        return not self.not_converted
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "num_binary_layers": self.num_binary_layers,
+            "num_converted": self.num_converted,
+            "converted_mac_share": self.converted_mac_share,
+            "not_converted": [layer.as_dict() for layer in self.not_converted],
+            "unattributed_bconvs": self.unattributed_bconvs,
+            "op_histogram": dict(self.op_histogram),
+        }
+
+    def summary(self) -> str:
+        share = self.converted_mac_share
+        share_text = "n/a" if share is None else f"{100 * share:.1f}%"
+        lines = [f"coverage: {self.num_converted}/{self.num_binary_layers} binary layers became "
+                 f"{LCE_BCONV} ({share_text} of binary-kernel MACs)"]
+        for layer in self.not_converted:
+            lines.append(f"  NOT converted: {layer.name} ({layer.layer_type}, "
+                         f"{100 * layer.mac_share:.1f}% of binary MACs): {layer.reason}")
+        if self.unattributed_bconvs:
+            lines.append(f"  {self.unattributed_bconvs} {LCE_BCONV} op(s) matched no binary "
+                         "Keras layer")
+        histogram = ", ".join(f"{name}×{count}" for name, count in self.op_histogram.items())
+        lines.append(f"ops: {histogram}")
+        return "\n".join(lines)
+
+
+def _precision(quantizer) -> int | None:
+    return getattr(quantizer, "precision", None) if quantizer is not None else None
+
+
+def _kernel_precision(layer: tf.keras.layers.Layer) -> int | None:
+    # Larq's depthwise layers call their kernel quantizer `depthwise_quantizer`.
+    quantizer = getattr(layer, "kernel_quantizer", None) or getattr(layer, "depthwise_quantizer", None)
+    return _precision(quantizer)
+
+
+def binary_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
+    """Every layer (nested models walked into) whose kernel quantizer has precision 1.
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        The layers in model order.
+    """
+    return [layer for layer in _flatten(model) if _kernel_precision(layer) == 1]
+
+
+def _pair(value) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    return tuple(int(v) for v in value)  # type: ignore[return-value]
+
+
+def _output_hw(layer: tf.keras.layers.Layer) -> tuple[int | None, int | None]:
+    try:
+        shape = layer.output_shape
+    except (AttributeError, RuntimeError):
+        # A layer called more than once has no single output shape; match on the rest.
+        return (None, None)
+    return (shape[1], shape[2])
+
+
+def _layer_signature(layer: tf.keras.layers.Layer) -> dict[str, Any]:
+    kernel_h, kernel_w, _, filters = (int(d) for d in layer.kernel.shape)
+    groups = int(getattr(layer, "groups", 1) or 1)
+    return {
+        "kernel": (kernel_h, kernel_w),
+        "channels_in": int(layer.kernel.shape[2]) * groups,
+        "filters": filters,
+        "strides": _pair(layer.strides),
+        "dilation": _pair(layer.dilation_rate),
+        "groups": groups,
+        "output_hw": _output_hw(layer),
+    }
+
+
+def _op_signature(op: OpInfo) -> dict[str, Any]:
+    options = op.options or {}
+    filter_shape = op.inputs[1].shape  # OHWI
+    output_shape = op.outputs[0].shape
+    return {
+        "kernel": (filter_shape[1], filter_shape[2]),
+        "channels_in": int(options.get("channels_in", 0)),
+        "filters": filter_shape[0],
+        "strides": (int(options.get("stride_height", 1)), int(options.get("stride_width", 1))),
+        "dilation": (int(options.get("dilation_height_factor", 1)),
+                     int(options.get("dilation_width_factor", 1))),
+        "groups": bconv_groups(op),
+        "output_hw": (output_shape[1], output_shape[2]) if len(output_shape) == 4 else (None, None),
+    }
+
+
+def _matches(layer_sig: dict[str, Any], op_sig: dict[str, Any]) -> bool:
+    for key, wanted in layer_sig.items():
+        found = op_sig[key]
+        if isinstance(wanted, tuple):
+            if any(w is not None and w != f for w, f in zip(wanted, found)):
+                return False
+        elif wanted is not None and wanted != found:
+            return False
+    return True
+
+
+def _format_signature(sig: dict[str, Any]) -> str:
+    return (f"{sig['kernel'][0]}x{sig['kernel'][1]}, {sig['channels_in']}->{sig['filters']} "
+            f"channels, strides {sig['strides']}, dilation {sig['dilation']}, groups "
+            f"{sig['groups']}, output {sig['output_hw'][0]}x{sig['output_hw'][1]}")
+
+
+def _fallback_reason(layer: tf.keras.layers.Layer) -> str | None:
+    """Why LCE cannot turn this binary-kernel layer into a bconv, or None if it should."""
+    if isinstance(layer, tf.keras.layers.DepthwiseConv2D):
+        return "LCE has no binary depthwise kernel; it runs as a float DEPTHWISE_CONV_2D"
+    if isinstance(layer, tf.keras.layers.Conv2DTranspose):
+        return "LCE has no binary transposed convolution; it runs as float TRANSPOSE_CONV"
+    if isinstance(layer, tf.keras.layers.Dense):
+        return ("LCE has no binary fully-connected kernel; it runs as a float FULLY_CONNECTED "
+                "(use Reshape((1, 1, -1)) + a 1x1 QuantConv2D instead)")
+    if not isinstance(layer, tf.keras.layers.Conv2D):
+        return "LCE converts only 2-D convolutions to LceBconv2d"
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        return "LCE needs channels_last (NHWC) convolutions"
+    if not binary_input(layer):
+        return ("its input is not binary (no precision-1 input_quantizer and not fed by a ±1 "
+                "layer such as RSign), so it stays a float CONV_2D with ±alpha weights")
+    return None
+
+
+def check_coverage(
+    model: tf.keras.Model,
+    flatbuffer: Source | TFLiteModelInfo,
+    *,
+    strict: bool = True,
+) -> CoverageReport:
+    """Match the binary layers of ``model`` to the ``LceBconv2d`` ops of its conversion.
+
+    Args:
+        model: the Keras model that was converted (built).
+        flatbuffer: the LCE flatbuffer (bytes, a path, or a ``read_tflite`` result).
+        strict: raise ``CoverageError`` when a binary layer was not converted; with False a
+            ``CoverageWarning`` is issued instead.
+
+    Returns:
+        A ``CoverageReport``.
+
+    Raises:
+        ValueError: if the model has no binary layers, or the flatbuffer is not TFLite.
+        CoverageError: (strict only) naming each binary layer that runs in float, with its
+            share of binary MACs and the reason.
+    """
+    layers = binary_layers(model)
+    if not layers:
+        raise ValueError(f"model {model.name!r} has no binary layers (no layer with a precision-1 "
+                         "kernel quantizer); there is nothing for LCE to accelerate — convert it "
+                         "with tf.lite.TFLiteConverter instead")
+    info = flatbuffer if isinstance(flatbuffer, TFLiteModelInfo) else read_tflite(flatbuffer)
+    macs = {entry.name: entry.binary_macs + entry.float_macs for entry in profile(model).layers}
+    total_macs = sum(macs.get(layer.name, 0) for layer in layers)
+
+    free_ops = [(op, _op_signature(op)) for op in info.ops_named(LCE_BCONV)]
+    matched_signatures: list[dict[str, Any]] = []
+    entries = []
+    # Both lists are in topological order, so the greedy pass is a multiset match; when several
+    # layers share a signature and some are missing, the later ones are reported (which of
+    # them fell back cannot be told from the flatbuffer).
+    for layer in layers:
+        reason = _fallback_reason(layer)
+        signature = _layer_signature(layer) if isinstance(layer, tf.keras.layers.Conv2D) else {}
+        converted = False
+        if reason is None:
+            for position, (op, op_sig) in enumerate(free_ops):
+                if _matches(signature, op_sig):
+                    del free_ops[position]
+                    converted = True
+                    matched_signatures.append(signature)
+                    break
+            else:
+                twins = sum(1 for sig in matched_signatures if sig == signature)
+                reason = (f"no {LCE_BCONV} with signature [{_format_signature(signature)}] in the "
+                          "flatbuffer: the converter did not recognise the pattern (the input sign "
+                          "must be tf.where(x >= 0, 1.0, -1.0) or larq's sign, the padding valid or "
+                          "same with pad_values=1, the kernel ±alpha per output channel)")
+                if twins:
+                    reason += (f"; {twins} other layer(s) with this signature were converted, "
+                               "so which one fell back is ambiguous")
+        layer_macs = int(macs.get(layer.name, 0))
+        entries.append(LayerCoverage(
+            name=layer.name,
+            layer_type=type(layer).__name__,
+            macs=layer_macs,
+            mac_share=layer_macs / total_macs if total_macs else 0.0,
+            converted=converted,
+            reason=reason,
+            signature={key: list(value) if isinstance(value, tuple) else value
+                       for key, value in signature.items()},
+        ))
+    report = CoverageReport(layers=tuple(entries), op_histogram=info.op_histogram(),
+                            unattributed_bconvs=len(free_ops))
+    if not report.complete:
+        message = _failure_message(report)
+        if strict:
+            raise CoverageError(message + " (allow float fall-back to convert anyway)", report)
+        warnings.warn(message, CoverageWarning, stacklevel=2)
+    return report
+
+
+def _failure_message(report: CoverageReport) -> str:
+    missing = report.not_converted
+    share = sum(layer.mac_share for layer in missing)
+    details = "; ".join(f"{layer.name} ({layer.layer_type}, {100 * layer.mac_share:.1f}% of binary "
+                        f"MACs): {layer.reason}" for layer in missing)
+    return (f"{len(missing)} of {report.num_binary_layers} binary layer(s) did not become "
+            f"{LCE_BCONV} and run in float ({100 * share:.1f}% of binary MACs): {details}")
