@@ -4,16 +4,18 @@
 parity checks and the Android app's golden tests all compare against it. In full:
 
 1. Channels. Images are decoded to uint8 RGB, or grey for grey files. To 3 channels: grey is
-   repeated. To 1 channel: ``tf.image.rgb_to_grayscale``, which computes in float32
-   ``g = (r/255)*0.2989 + (g/255)*0.5870 + (b/255)*0.1140`` and stores ``uint8(trunc(g*255.5))``
-   (a grey image repeated to RGB and converted back is unchanged).
+   repeated. To 1 channel: the arithmetic of ``tf.image.rgb_to_grayscale``, element-wise in
+   float32 and in this order: ``s = 1/255`` (rounded to float32), ``y = (r*s)*0.2989 +
+   (g*s)*0.5870 + (b*s)*0.1140`` (left to right), grey ``= uint8(trunc(y * 255.5))`` (a grey
+   image repeated to RGB and converted back is unchanged).
 2. Centre crop. For each side ``s`` (height, then width) keep ``k = max(1, floor(s*f + 0.5))``
    pixels, ``f = center_crop``, computed in float64, starting at offset ``floor((s - k) / 2)``.
    ``f = 1`` keeps the whole image.
 3. Resize to ``height × width`` with ``tf.image.resize(method="bilinear", antialias=False)``:
    half-pixel centres, edge pixels clamped, float32 output not rounded. Skipped when the
    cropped size already matches (bilinear resizing to the same size is the identity anyway).
-4. ``x / 255`` then ``(x - mean[c]) / std[c]``, all in float32.
+4. ``x / 255`` then ``(x - mean[c]) / std[c]``, all in float32 with IEEE division (the same
+   values as ``Preprocessing.normalize``).
 
 Decoding: the TF pipeline decodes JPEG with ``dct_method="INTEGER_ACCURATE"`` and fancy
 upsampling, which gives the same pixels as PIL (libjpeg-turbo's default islow DCT), so
@@ -43,6 +45,8 @@ __all__ = [
     "preprocess",
 ]
 
+# ITU-R BT.601 luma weights, as in tf.image.rgb_to_grayscale.
+_LUMA = (0.2989, 0.5870, 0.1140)
 # PIL modes that hold grey pixels; every other supported mode is converted to RGB.
 _GREY_MODES = {"L", "LA", "1"}
 # 16-bit/float modes: PIL clips to 0-255 while TF rescales, so the two would disagree.
@@ -144,7 +148,18 @@ def convert_channels(images: tf.Tensor, channels: int) -> tf.Tensor:
         return images
     if channels == 3:
         return tf.repeat(images, 3, axis=-1)
-    return tf.image.rgb_to_grayscale(images)
+    return _rgb_to_grey(images)
+
+
+def _rgb_to_grey(images: tf.Tensor) -> tf.Tensor:
+    # tf.image.rgb_to_grayscale's arithmetic, written element-wise: it uses a matrix product
+    # whose rounding depends on the tensor shape (per image vs per batch can differ by one
+    # grey level), which would make tf.data and eager preprocessing disagree.
+    scaled = tf.cast(images, tf.float32) * tf.constant(1.0 / 255.0, tf.float32)
+    red, green, blue = tf.unstack(scaled, axis=-1)
+    luma = red * _LUMA[0] + green * _LUMA[1] + blue * _LUMA[2]
+    grey = tf.saturate_cast(luma * tf.constant(255.5, tf.float32), tf.uint8)
+    return grey[..., tf.newaxis]
 
 
 def _crop_sizes(side: tf.Tensor, fraction: float) -> tuple[tf.Tensor, tf.Tensor]:
@@ -191,7 +206,8 @@ def resize_to_input(images: tf.Tensor, preprocessing: Preprocessing) -> tf.Tenso
 def normalize(images: tf.Tensor, preprocessing: Preprocessing) -> tf.Tensor:
     """Step 4 of the rule: ``(x / 255 - mean) / std`` per channel, in float32.
 
-    Gives the same float32 values as ``Preprocessing.normalize`` (NumPy).
+    Gives bit for bit the float32 values of ``Preprocessing.normalize`` (NumPy), eagerly, in
+    ``tf.function`` and in tf.data.
 
     Args:
         images: tensor ``(..., height, width, channels)`` with values in 0-255.
@@ -200,10 +216,13 @@ def normalize(images: tf.Tensor, preprocessing: Preprocessing) -> tf.Tensor:
     Returns:
         float32 tensor of the same shape.
     """
-    images = tf.cast(images, tf.float32) / tf.constant(255.0, tf.float32)
+    # In a tf.function, Grappler rewrites x / constant into x * (1 / constant), which is off
+    # by an ulp for some values; DivNoNan is not rewritten and divides exactly (the divisors
+    # are never zero).
+    images = tf.math.divide_no_nan(tf.cast(images, tf.float32), tf.constant(255.0, tf.float32))
     mean = tf.constant(preprocessing.mean, tf.float32)
     std = tf.constant(preprocessing.std, tf.float32)
-    return (images - mean) / std
+    return tf.math.divide_no_nan(images - mean, std)
 
 
 def preprocess(images: np.ndarray | tf.Tensor, preprocessing: Preprocessing) -> tf.Tensor:
