@@ -34,6 +34,7 @@ from tflbnn.data.fashion_mnist import (  # noqa: E402
     SPLIT_FILES,
 )
 from tflbnn.data.idx import load_idx_pair, write_idx  # noqa: E402
+from tflbnn.data.stats import pixel_mean_std  # noqa: E402
 from tflbnn.metadata import write_bytes_atomic  # noqa: E402
 
 DEFAULT_SEED = 20171025  # Fashion-MNIST's arXiv submission date; any fixed value would do.
@@ -92,14 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         label_source = args.source_dir / names["labels"]
         images, labels = load_idx_pair(image_source, label_source)
         if split == "train":
-            pixels = images.astype(np.float64) / 255.0
+            (mean,), (std,) = pixel_mean_std(images)
             manifest["full_train_pixel_stats"] = {
-                "mean": float(pixels.mean()),
-                "std": float(pixels.std()),
-                "units": "pixel / 255, over all pixels of all 60000 training images",
+                "mean": mean,
+                "std": std,
+                "units": f"pixel / 255, over all pixels of all {len(images)} training images",
                 "count": int(len(images)),
             }
-            del pixels
         indices = stratified_random_subset(labels, per_class[split], num_classes, rng)
         outputs = {
             "images": write_idx(args.output_dir / names["images"], images[indices, :, :, 0]),

@@ -267,6 +267,15 @@ def test_preprocess_same_in_eager_graph_and_tf_data():
         lambda x: data.preprocess(x, rule))
     np.testing.assert_array_equal(graph, eager)
     np.testing.assert_array_equal(np.stack(list(per_image.as_numpy_iterator())), eager)
+    np.testing.assert_array_equal(np.stack([data.preprocess(x, rule) for x in images]), eager)
+
+
+def test_pixel_mean_std():
+    images = np.random.default_rng(9).integers(0, 256, (7, 5, 4, 3), dtype=np.uint8)
+    mean, std = data.pixel_mean_std(images)
+    pixels = images.reshape(-1, 3) / 255
+    np.testing.assert_allclose(mean, pixels.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(std, pixels.std(axis=0), rtol=1e-12)
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -393,6 +402,14 @@ def test_tfrecord_label_out_of_range_names_file(tmp_path):
         list(data.tfrecord_source(path, num_classes=10))
     with pytest.raises(ValueError, match="'image/class/id'") as error:
         data.scan_tfrecords(path, label_key="image/class/id")
+    assert str(path) in str(error.value)
+
+
+def test_tfrecord_corrupt_file_names_file(tmp_path):
+    path = tmp_path / "garbage.tfrecord"
+    path.write_bytes(b"this is not a TFRecord file at all, just bytes")
+    with pytest.raises(ValueError, match="unreadable") as error:
+        data.scan_tfrecords(path)
     assert str(path) in str(error.value)
 
 
@@ -532,6 +549,8 @@ def test_load_data_fashion_mnist_embedded():
     batch_images, batch_labels = next(iter(bundle.train_dataset(16, seed=0)))
     assert batch_images.shape == (16, 28, 28, 1) and batch_labels.shape == (16,)
     assert [b[0].shape[0] for b in bundle.test_dataset(16)] == [16, 14]
+    with pytest.raises(ValueError, match="batch_size 64 is larger than the 50"):
+        bundle.train_dataset(64)
 
 
 def test_load_data_idx(tmp_path):

@@ -41,6 +41,7 @@ from tflbnn.data.preprocess import (
     preprocess,
     resize_to_input,
 )
+from tflbnn.data.stats import pixel_mean_std
 from tflbnn.data.subset import stratified_first_n
 from tflbnn.data.tfrecord import (
     DEFAULT_IMAGE_KEY,
@@ -80,6 +81,7 @@ __all__ = [
     "load_image",
     "make_dataset",
     "normalize",
+    "pixel_mean_std",
     "preprocess",
     "read_idx",
     "resize_to_input",

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from tflbnn.data import fashion_mnist, image_folder, idx, tfrecord
 from tflbnn.data.pipeline import array_source, file_source, make_dataset
+from tflbnn.data.stats import pixel_mean_std
 from tflbnn.data.subset import stratified_first_n
 from tflbnn.metadata import Preprocessing, labels_from_sequence
 
@@ -99,7 +100,15 @@ class DataBundle:
 
         Returns:
             Dataset of ``(float32 images, labels)``, one pass = one epoch.
+
+        Raises:
+            ValueError: if ``drop_remainder`` would drop every example (fewer training
+                examples than ``batch_size``), or an option is invalid.
         """
+        if drop_remainder and self.num_train < batch_size:
+            raise ValueError(f"batch_size {batch_size} is larger than the {self.num_train} "
+                             f"training examples, so every batch would be dropped; use a "
+                             f"smaller batch_size or drop_remainder=False")
         return make_dataset(self.train_source(True, seed), self.preprocessing,
                             batch_size=batch_size, training=True, augment=augment, mixup=mixup,
                             cutmix=cutmix, num_classes=self.num_classes,
@@ -188,11 +197,9 @@ def _fashion_mnist(spec: dict) -> DataBundle:
 
 
 def _pixel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    pixels = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
-    std = pixels.std(axis=0)
+    mean, std = pixel_mean_std(images)
     # A constant channel would give std 0, which Preprocessing rejects; 1 leaves it centred.
-    std = np.where(std > 0, std, 1.0)
-    return tuple(pixels.mean(axis=0)), tuple(std)
+    return mean, tuple(s if s > 0 else 1.0 for s in std)
 
 
 def _idx(spec: dict) -> DataBundle:

@@ -87,7 +87,9 @@ def file_source(paths: Sequence[str | os.PathLike], labels: Sequence[int]) -> tf
 
 
 def standard_augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Pad each side by 1/8 of its length with black, crop back at random, flip at random.
+    """Pad with black, crop back at a random offset, flip left-right at random.
+
+    Each side is padded by ``max(1, side // 8)`` pixels (3 for 28, 4 for 32, 28 for 224).
 
     Works on a whole batch at once (one random offset and flip per image), which is several
     times faster in tf.data than mapping per image.
