@@ -21,7 +21,8 @@ from tflbnn.converters.flatbuffer import OpInfo, TensorInfo, TFLiteModelInfo, re
 from tflbnn.converters.keras_io import load_keras_model
 from tflbnn.converters.lce import convert_float, convert_lce
 from tflbnn.converters.parity import (DEFAULT_MAX_LOGIT_DELTA, DEFAULT_MIN_TOP1_AGREEMENT,
-                                      ParityError, ParityReport, check_parity, run_lce)
+                                      ParityError, ParityReport, check_parity,
+                                      check_parity_images, run_lce)
 from tflbnn.converters.pipeline import (METADATA_KEY, ConversionReport, convert_model,
                                         float_twin_path)
 from tflbnn.converters.size import SizeReport
@@ -48,6 +49,7 @@ __all__ = [
     "binary_layers",
     "check_coverage",
     "check_parity",
+    "check_parity_images",
     "compare",
     "convert_float",
     "convert_lce",

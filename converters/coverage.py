@@ -309,7 +309,7 @@ def check_coverage(
     if not report.complete:
         message = _failure_message(report)
         if strict:
-            raise CoverageError(message + " (allow float fall-back to convert anyway)", report)
+            raise CoverageError(message, report)
         warnings.warn(message, CoverageWarning, stacklevel=2)
     return report
 

@@ -27,7 +27,7 @@ from tflbnn import _backend  # noqa: F401
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["ParityError", "ParityReport", "check_parity", "run_lce", "DEFAULT_MIN_TOP1_AGREEMENT",
+__all__ = ["ParityError", "ParityReport", "check_parity", "check_parity_images", "run_lce", "DEFAULT_MIN_TOP1_AGREEMENT",
            "DEFAULT_MAX_LOGIT_DELTA"]
 
 DEFAULT_MIN_TOP1_AGREEMENT = 0.99
@@ -86,7 +86,24 @@ class ParityReport:
                 f"{'passed' if self.passed else 'FAILED'}")
 
 
-def _check_images(images: Any, expected: tuple, owner: str) -> np.ndarray:
+def check_parity_images(images: Any, model: tf.keras.Model) -> np.ndarray:
+    """Validate parity inputs for ``model``: float, ``(N, *model input shape)``, N ≥ 1.
+
+    Args:
+        images: candidate inputs.
+        model: a single-input Keras model.
+
+    Returns:
+        The images as a float32 array.
+
+    Raises:
+        ValueError: naming the model, the expected and the given shape or dtype.
+    """
+    if isinstance(model.input_shape, list):
+        raise ValueError(f"check_parity: model {model.name!r} has several inputs; parity is "
+                         "defined for single-input classifiers")
+    expected = tuple(model.input_shape)
+    owner = f"model {model.name!r}"
     images = np.asarray(images)
     if not np.issubdtype(images.dtype, np.floating):
         raise ValueError(f"{owner}: parity images must be preprocessed float32 inputs, got dtype "
@@ -167,10 +184,7 @@ def check_parity(
                          f"{min_top1_agreement}")
     if max_logit_delta < 0:
         raise ValueError(f"check_parity: max_logit_delta must be >= 0, got {max_logit_delta}")
-    if isinstance(model.input_shape, list):
-        raise ValueError(f"check_parity: model {model.name!r} has several inputs; parity is "
-                         "defined for single-input classifiers")
-    images = _check_images(images, tuple(model.input_shape), f"model {model.name!r}")
+    images = check_parity_images(images, model)
     # Without indirect BGEMM use the reference kernel: the default one rejects grouped bconvs.
     lce_out = run_lce(flatbuffer, images, num_threads=num_threads,
                       use_indirect_bgemm=use_indirect_bgemm,

@@ -26,7 +26,7 @@ from tflbnn.converters.coverage import (CoverageError, CoverageReport, CoverageW
 from tflbnn.converters.flatbuffer import read_tflite
 from tflbnn.converters.lce import convert_float, convert_lce, timed, with_batch_size_one
 from tflbnn.converters.parity import (DEFAULT_MAX_LOGIT_DELTA, DEFAULT_MIN_TOP1_AGREEMENT,
-                                      ParityReport, check_parity)
+                                      ParityReport, check_parity, check_parity_images)
 from tflbnn.converters.size import SizeReport
 
 __all__ = ["ConversionReport", "convert_model", "float_twin_path", "METADATA_KEY"]
@@ -210,9 +210,12 @@ def convert_model(
     _check_metadata(model, metadata)
     io_types = {lce_options.get("inference_input_type", tf.float32),
                 lce_options.get("inference_output_type", tf.float32)}
-    if parity_images is not None and io_types != {tf.float32}:
-        raise ValueError("convert_model: parity needs float32 model inputs and outputs; drop "
-                         "parity images or the int8 inference types")
+    if parity_images is not None:
+        if io_types != {tf.float32}:
+            raise ValueError("convert_model: parity needs float32 model inputs and outputs; drop "
+                             "parity images or the int8 inference types")
+        # Fail on unusable images before the (slow) conversions, not after them.
+        parity_images = check_parity_images(parity_images, model)
 
     # One batch-1 copy serves both converters (each would otherwise clone on its own).
     model_to_convert, _ = with_batch_size_one(model)
@@ -226,7 +229,7 @@ def convert_model(
         if strict_coverage:
             raise
         coverage = error.report
-        allowed.append(str(error).replace(" (allow float fall-back to convert anyway)", ""))
+        allowed.append(str(error))
         warnings.warn(allowed[-1], CoverageWarning, stacklevel=2)
 
     parity = None

@@ -1,0 +1,164 @@
+"""``tflbnn convert``: a trained ``.keras`` model → verified LCE ``.tflite`` + float twin + JSON."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tflbnn.commands import CommandError
+
+__all__ = ["add_parser", "run", "DEFAULT_PARITY_COUNT"]
+
+#: Parity images used by default: enough for the 99% quantile to tolerate two sign flips.
+DEFAULT_PARITY_COUNT = 200
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert a .keras model to an LCE .tflite, check coverage and parity, write metadata",
+        description="Convert MODEL.keras to an LCE flatbuffer and a float32 twin, check that every "
+                    "binary convolution became LceBconv2d and that the LCE interpreter matches "
+                    "Keras, then write OUT.tflite, OUT.float.tflite and OUT.json together. "
+                    "Nothing is written when a check fails.")
+    parser.add_argument("model", type=Path, help="the trained model (.keras)")
+    parser.add_argument("-o", "--output", type=Path,
+                        help="LCE model to write (default: MODEL with .tflite)")
+    parser.add_argument("--metadata", type=Path,
+                        help="labels/preprocessing JSON (default: the sidecar MODEL.json)")
+    parser.add_argument("--labels", type=Path,
+                        help="class names, one per line (when there is no metadata JSON)")
+    parser.add_argument("--mean", type=float, nargs="+",
+                        help="per-channel mean in [0, 1] pixel units (with --labels)")
+    parser.add_argument("--std", type=float, nargs="+",
+                        help="per-channel std in [0, 1] pixel units (with --labels)")
+    parser.add_argument("--center-crop", type=float, default=1.0,
+                        help="fraction of each side kept before resizing (with --labels; default 1)")
+    parser.add_argument("--parity-images", type=Path, metavar="DIR_OR_NPY",
+                        help="a .npy of preprocessed float32 inputs, or a folder of image files "
+                             "(default: the test split of the data set named in the metadata)")
+    parser.add_argument("--parity-count", type=int, default=DEFAULT_PARITY_COUNT, metavar="N",
+                        help=f"images for the parity check (default {DEFAULT_PARITY_COUNT})")
+    parser.add_argument("--allow-float-fallback", action="store_true",
+                        help="warn instead of failing when a binary layer does not become "
+                             "LceBconv2d")
+    parser.add_argument("--min-top1-agreement", type=float, default=None, metavar="X",
+                        help="parity: minimum top-1 agreement with Keras (default 0.99)")
+    parser.add_argument("--max-logit-delta", type=float, default=None, metavar="X",
+                        help="parity: maximum relative logit difference (default 1e-3)")
+    parser.add_argument("--no-float-reference", action="store_true",
+                        help="do not convert and write the float32 twin")
+    parser.add_argument("--target", choices=("arm", "xcore"), default="arm",
+                        help="LCE converter target (default arm)")
+    parser.set_defaults(func=run)
+
+
+def _read_labels(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"labels file not found: {path}")
+    labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    labels = [label for label in labels if label]
+    if not labels:
+        raise CommandError(f"{path}: no labels (expected one class name per line)")
+    return labels
+
+
+def _metadata(args: argparse.Namespace, model):
+    from tflbnn.metadata import ModelMetadata, Preprocessing, labels_from_sequence, sidecar_path
+
+    if args.metadata and args.labels:
+        raise CommandError("give either --metadata or --labels/--mean/--std, not both")
+    if args.metadata:
+        return ModelMetadata.load(args.metadata)
+    sidecar = sidecar_path(args.model)
+    if args.labels is None:
+        if sidecar.is_file():
+            return ModelMetadata.load(sidecar)
+        raise CommandError(f"no metadata: {sidecar} does not exist; pass --metadata M.json, or "
+                           "--labels labels.txt with --mean and --std")
+    if args.mean is None or args.std is None:
+        raise CommandError("--labels needs --mean and --std (per-channel, in [0, 1] pixel units)")
+    height, width, channels = model.input_shape[1:]
+    preprocessing = Preprocessing(height, width, channels, tuple(args.mean), tuple(args.std),
+                                  center_crop=args.center_crop)
+    return ModelMetadata(labels=labels_from_sequence(_read_labels(args.labels)),
+                         preprocessing=preprocessing, name=args.model.stem)
+
+
+def _images_from_folder(folder: Path, preprocessing, limit: int):
+    import numpy as np
+
+    from tflbnn.data import IMAGE_EXTENSIONS, load_image, preprocess
+
+    files = sorted(path for path in folder.rglob("*")
+                   if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
+    if not files:
+        raise CommandError(f"{folder}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    images = [np.asarray(preprocess(load_image(path), preprocessing)) for path in files]
+    return np.stack(images), f"{len(files)} image file(s) from {folder}"
+
+
+def _parity_images(args: argparse.Namespace, metadata):
+    """``(images or None, note)``: explicit images, else the recorded data set's test split."""
+    import numpy as np
+
+    if args.parity_count < 1:
+        raise CommandError(f"--parity-count must be at least 1, got {args.parity_count}")
+    source = args.parity_images
+    if source is not None:
+        if source.is_dir():
+            return _images_from_folder(source, metadata.preprocessing, args.parity_count)
+        if not source.is_file():
+            raise FileNotFoundError(f"parity images not found: {source}")
+        if source.suffix != ".npy":
+            raise CommandError(f"{source}: parity images must be a .npy file or a folder of images")
+        try:
+            images = np.load(source, allow_pickle=False)
+        except ValueError as error:
+            raise ValueError(f"{source}: not a numpy .npy array ({error})") from None
+        return images[:args.parity_count], f"{len(images[:args.parity_count])} array(s) from {source}"
+    spec = metadata.extra.get("data")
+    if not spec:
+        return None, ("no parity images: pass --parity-images, or convert a model whose metadata "
+                      "records its data set (extra['data'])")
+    from tflbnn.data import load_data
+
+    try:
+        images, _ = load_data(spec).test_arrays(args.parity_count)
+    except (FileNotFoundError, ValueError) as error:
+        return None, f"the recorded data set {spec} could not be loaded ({error})"
+    return images, f"first {len(images)} test image(s) of the recorded data set {spec}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from tflbnn.converters import (DEFAULT_MAX_LOGIT_DELTA, DEFAULT_MIN_TOP1_AGREEMENT,
+                                   CoverageError, convert_model, load_keras_model)
+
+    model = load_keras_model(args.model)
+    metadata = _metadata(args, model)
+    images, note = _parity_images(args, metadata)
+    if images is None:
+        print(f"tflbnn convert: parity will NOT be checked: {note}")
+    thresholds = {
+        "min_top1_agreement": (DEFAULT_MIN_TOP1_AGREEMENT if args.min_top1_agreement is None
+                               else args.min_top1_agreement),
+        "max_logit_delta": (DEFAULT_MAX_LOGIT_DELTA if args.max_logit_delta is None
+                            else args.max_logit_delta),
+    }
+    try:
+        report = convert_model(
+            model,
+            args.output or args.model.with_suffix(".tflite"),
+            metadata=metadata,
+            parity_images=images,
+            parity_note=note,
+            strict_coverage=not args.allow_float_fallback,
+            float_reference=not args.no_float_reference,
+            lce_options={"target": args.target},
+            **thresholds,
+        )
+    except CoverageError as error:
+        raise CommandError(f"{error} — nothing written; pass --allow-float-fallback to convert "
+                           "anyway") from None
+    print(report.summary())
+    return 0
