@@ -4,7 +4,6 @@ import gzip
 import io
 import shutil
 import struct
-import warnings
 from pathlib import Path
 
 import numpy as np
