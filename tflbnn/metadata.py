@@ -20,7 +20,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +48,10 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        # mkstemp creates the file 0600; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)
         os.replace(tmp_name, path)
     except BaseException:
         if os.path.exists(tmp_name):
@@ -228,11 +232,3 @@ def _json_default(value: Any):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot store {type(value).__name__} in model metadata")
-
-
-def labels_from_sequence(labels: Sequence[str]) -> tuple[str, ...]:
-    """Validate a list of class names: non-empty strings, no duplicates."""
-    labels = tuple(str(label) for label in labels)
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"class labels must be unique, got {list(labels)}")
-    return labels
