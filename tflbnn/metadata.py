@@ -20,11 +20,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Preprocessing", "ModelMetadata", "sidecar_path", "write_bytes_atomic"]
+__all__ = ["Preprocessing", "ModelMetadata", "sidecar_path", "write_bytes_atomic",
+           "labels_from_sequence"]
 
 FORMAT_NAME = "tflbnn-model-metadata"
 FORMAT_VERSION = 1
@@ -232,3 +233,17 @@ def _json_default(value: Any):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot store {type(value).__name__} in model metadata")
+
+
+def labels_from_sequence(labels: Sequence[str]) -> tuple[str, ...]:
+    """Validate class names: a non-empty sequence of unique names.
+
+    Raises:
+        ValueError: for an empty sequence or duplicate names.
+    """
+    labels = tuple(str(label) for label in labels)
+    if not labels:
+        raise ValueError("class labels must not be empty")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"class labels must be unique, got {list(labels)}")
+    return labels
