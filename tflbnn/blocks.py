@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tflbnn.layers import LearnableBias, RPReLU, RSign
 
-__all__ = ["reactnet_block", "react_bireal_block", "binary_conv", "batch_norm", "sign_or_shift", "PRECISIONS", "check_precision"]
+__all__ = ["quiet_weight_clip_warning", "reactnet_block", "react_bireal_block", "binary_conv", "batch_norm", "sign_or_shift", "PRECISIONS", "check_precision"]
 
 # PyTorch BatchNorm2d defaults (momentum 0.1, eps 1e-5) expressed in Keras terms.
 _BN_MOMENTUM = 0.9
@@ -35,7 +35,8 @@ class _DropStarvedWeightsWarning(logging.Filter):
 
 
 @contextlib.contextmanager
-def _without_weight_clip_warning():
+def quiet_weight_clip_warning():
+    """Silence larq's "binary weight quantizer without kernel_constraint" warning inside."""
     # ReActNet deliberately trains binary kernels without a weight_clip constraint (weights past
     # |1| stop learning, the "dead weights" AdamBNN studies), so larq's warning about it is noise.
     larq_logger = logging.getLogger("larq.layers_base")
@@ -72,7 +73,7 @@ def binary_conv(
     Returns:
         The (unbuilt) layer.
     """
-    with _without_weight_clip_warning():
+    with quiet_weight_clip_warning():
         return lq.layers.QuantConv2D(
             filters,
             kernel_size,
@@ -241,3 +242,7 @@ def react_bireal_block(
         shortcut = batch_norm(f"{name}_downsample_bn")(shortcut)
     y = tf.keras.layers.Add(name=f"{name}_add")([shortcut, y])
     return RPReLU(name=f"{name}_rprelu")(y)
+
+
+# Private alias still imported by tflbnn.converters.lce; to be replaced by the public name.
+_without_weight_clip_warning = quiet_weight_clip_warning

@@ -13,6 +13,7 @@ from tflbnn import _backend  # noqa: F401
 
 import tensorflow as tf
 
+from tflbnn.blocks import quiet_weight_clip_warning
 from tflbnn.metadata import ModelMetadata, sidecar_path, write_bytes_atomic
 from tflbnn.training.callbacks import SaveModelEachEpoch, StopOnNaN
 from tflbnn.training.distillation import Distiller
@@ -36,7 +37,7 @@ class StageResult:
         history: per-epoch rows (loss, accuracy, val_loss, val_accuracy, ...).
         test_loss: cross-entropy on the validation data after training.
         test_accuracy: top-1 accuracy on the validation data after training.
-        seconds: wall time of the training (0 if it was loaded from a finished run).
+        seconds: wall time of the training (as recorded when a finished stage is reused).
         reused: the stage had finished before and was loaded instead of trained.
     """
 
@@ -83,11 +84,12 @@ def load_stage(stage_dir: str | os.PathLike) -> StageResult | None:
     if not (done.is_file() and model_path.is_file()):
         return None
     record = json.loads(done.read_text())
-    model = tf.keras.models.load_model(model_path, safe_mode=True)
+    with quiet_weight_clip_warning():
+        model = tf.keras.models.load_model(model_path, safe_mode=True, compile=False)
     return StageResult(
         name=record["stage"], model=model, model_path=model_path,
         history=read_history(stage_dir / "history.csv"), test_loss=record["test_loss"],
-        test_accuracy=record["test_accuracy"], seconds=0.0, reused=True,
+        test_accuracy=record["test_accuracy"], seconds=record["seconds"], reused=True,
     )
 
 
