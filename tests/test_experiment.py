@@ -1,0 +1,113 @@
+"""Config-driven runs and the main job, end to end on a tiny slice of the embedded data."""
+
+import json
+
+import pytest
+
+from tflbnn.cli import main
+from tflbnn.commands.demo import demo_config_path
+from tflbnn.experiment import RunConfig, load_config, run_experiment
+
+
+def write_config(tmp_path, recipe_kind="binary", **recipe):
+    recipe_lines = "\n".join(f"{key} = {json.dumps(value)}" for key, value in recipe.items())
+    text = f"""
+name = "tiny"
+output_dir = "{tmp_path}"
+[model]
+name = "reactnet_resnet18"
+width = 0.125
+stem = "small"
+[data]
+kind = "fashion_mnist"
+source = "embedded"
+limit_train = 256
+limit_test = 200
+[recipe]
+kind = "{recipe_kind}"
+batch_size = 64
+epochs = 1
+lr_offset = 0
+{recipe_lines}
+"""
+    path = tmp_path / "tiny.toml"
+    path.write_text(text)
+    return path
+
+
+def test_packaged_demo_config_is_valid():
+    config = load_config(demo_config_path())
+    assert config.model == "reactnet_a" and config.recipe["kind"] == "two_step"
+    assert config.data == {"kind": "fashion_mnist", "source": "embedded"}
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"colour": "blue"}, "unknown top-level key"),
+    ({"recipe": {"kind": "three_step"}}, "recipe kind must be one of"),
+    ({"recipe": {"epochs": 0}}, "epochs must be an integer >= 1"),
+    ({"recipe": {"learning_rat": 1e-3}}, "unknown \\[recipe\\] key"),
+    ({"model": {"width": 0.5}}, "needs a 'name'"),
+    ({"name": "../escape"}, "plain directory name"),
+])
+def test_invalid_configs_name_the_problem(change, message):
+    config = {"name": "x", "model": {"name": "reactnet_a"}, "data": {"kind": "fashion_mnist"}}
+    config.update(change)
+    with pytest.raises(ValueError, match=message):
+        RunConfig.from_dict(config, source="my.toml")
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.toml"):
+        load_config(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("name = [unclosed")
+    with pytest.raises(ValueError, match="broken.toml"):
+        load_config(broken)
+
+
+def test_train_cli_reports_bad_model_option_without_training(tmp_path, capsys):
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace('stem = "small"', 'stem = "huge"'))
+    assert main(["train", str(path)]) == 2
+    assert "stem must be one of" in capsys.readouterr().err
+    assert not (tmp_path / "tiny" / "model.keras").exists()
+
+
+def test_train_then_deploy_writes_every_artifact(tmp_path, capsys):
+    from tflbnn.deploy import deploy_run
+
+    path = write_config(tmp_path)
+    assert main(["train", str(path), "--quiet"]) == 0
+    run_dir = tmp_path / "tiny"
+    for name in ("model.keras", "model.json", "training_curves.png", "results.json",
+                 "binary/history.csv", "binary/curves.png"):
+        assert (run_dir / name).is_file(), name
+    metadata = json.loads((run_dir / "model.json").read_text())
+    assert metadata["labels"][0] == "T-shirt/top"
+    assert metadata["preprocessing"]["height"] == 28
+
+    # A second run reuses the finished stage instead of training again.
+    result = run_experiment(load_config(path), verbose=0)
+    assert "already trained" in capsys.readouterr().out
+
+    metrics = deploy_run(result, bench_runs=3)
+    coverage = metrics["conversion"]["coverage"]
+    assert coverage["num_converted"] == coverage["num_binary_layers"] == 16
+    assert metrics["conversion"]["parity"]["top1_agreement"] >= 0.99
+    assert metrics["accuracy"]["binary_lce"] == pytest.approx(metrics["accuracy"]["binary_keras"])
+    size = metrics["conversion"]["size"]
+    assert size["lce_bytes"] == (run_dir / "model.tflite").stat().st_size
+    assert size["float_bytes"] == (run_dir / "model.float.tflite").stat().st_size
+    for name in ("metrics.json", "report.md", "comparison.png", "labels.txt",
+                 "model.float.tflite"):
+        assert (run_dir / name).is_file(), name
+    assert "LceBconv2d" in (run_dir / "report.md").read_text()
+
+
+def test_models_cli_lists_and_profiles(capsys):
+    assert main(["models"]) == 0
+    assert "reactnet_a:" in capsys.readouterr().out
+    assert main(["models", "reactnet_resnet18"]) == 0
+    assert "OPs 1.64e+08" in capsys.readouterr().out
+    assert main(["models", "nope"]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
