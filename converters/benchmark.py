@@ -162,7 +162,7 @@ def benchmark_tflite(
         raise ValueError(f"benchmark_tflite: need num_runs >= 1, warmup >= 0 and num_threads >= 1, "
                          f"got {num_runs}, {warmup}, {num_threads}")
     data, name = load_tflite_bytes(path_or_bytes)
-    info = read_tflite(data)
+    info = read_tflite(data, name)
     if info.uses_lce_ops:
         xnnpack = bool(use_xnnpack) if use_xnnpack is not None else False
         grouped = [op for op in info.ops_named(LCE_BCONV) if bconv_groups(op) > 1]

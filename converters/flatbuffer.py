@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import struct
 from pathlib import Path
 from typing import Any, Union
 
@@ -143,15 +144,19 @@ def bconv_groups(op: OpInfo) -> int:
     return 1
 
 
-def load_tflite_bytes(source: Source) -> tuple[bytes, str]:
+def load_tflite_bytes(source: Source, name: str | None = None) -> tuple[bytes, str]:
     """Return ``(flatbuffer bytes, display name)`` from a path or from bytes.
+
+    Args:
+        source: a ``.tflite`` path or flatbuffer bytes.
+        name: display name for bytes in error messages (default ``"<bytes>"``).
 
     Raises:
         FileNotFoundError: if a path does not exist.
         ValueError: if the bytes are not a TFLite model (names the file).
     """
     if isinstance(source, (bytes, bytearray)):
-        data, name = bytes(source), "<bytes>"
+        data, name = bytes(source), name or "<bytes>"
     else:
         path = Path(source)
         if not path.is_file():
@@ -168,11 +173,12 @@ def _check_identifier(data: bytes, name: str) -> None:
                          f"{TFLITE_IDENTIFIER!r})")
 
 
-def read_tflite(source: Source) -> TFLiteModelInfo:
+def read_tflite(source: Source, name: str | None = None) -> TFLiteModelInfo:
     """List the operators and I/O tensors of a TFLite flatbuffer.
 
     Args:
         source: path to a ``.tflite`` file, or the flatbuffer bytes.
+        name: display name for bytes in error messages (default ``"<bytes>"``).
 
     Returns:
         A ``TFLiteModelInfo``.
@@ -181,7 +187,7 @@ def read_tflite(source: Source) -> TFLiteModelInfo:
         FileNotFoundError: if the path does not exist.
         ValueError: if the data is not a TFLite flatbuffer or is corrupt; names the file.
     """
-    data, name = load_tflite_bytes(source)
+    data, name = load_tflite_bytes(source, name)
     try:
         model = schema.Model.GetRootAs(data, 0)
         codes = [_op_code_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
@@ -206,7 +212,8 @@ def read_tflite(source: Source) -> TFLiteModelInfo:
                     outputs=tuple(tensors[i] for i in _indices(op.OutputsAsNumpy())),
                     options=_custom_options(op) if custom else None,
                 ))
-    except (IndexError, KeyError, TypeError, ValueError, AttributeError) as error:
+    except (struct.error, IndexError, KeyError, TypeError, ValueError, AttributeError,
+            UnicodeDecodeError, OverflowError, MemoryError) as error:
         # A valid identifier with a corrupt body surfaces as one of these from the reader.
         raise ValueError(f"{name}: corrupt TFLite flatbuffer ({type(error).__name__}: "
                          f"{error})") from None

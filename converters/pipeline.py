@@ -26,7 +26,7 @@ from tflbnn.converters.coverage import (CoverageError, CoverageReport, CoverageW
 from tflbnn.converters.flatbuffer import read_tflite
 from tflbnn.converters.lce import convert_float, convert_lce, timed, with_batch_size_one
 from tflbnn.converters.parity import (DEFAULT_MAX_LOGIT_DELTA, DEFAULT_MIN_TOP1_AGREEMENT,
-                                      ParityReport, check_parity, check_parity_images)
+                                      DEFAULT_ROUNDING_NOISE, ParityReport, check_parity, check_parity_images)
 from tflbnn.converters.size import SizeReport
 
 __all__ = ["ConversionReport", "convert_model", "float_twin_path", "METADATA_KEY"]
@@ -171,6 +171,7 @@ def convert_model(
     strict_coverage: bool = True,
     min_top1_agreement: float = DEFAULT_MIN_TOP1_AGREEMENT,
     max_logit_delta: float = DEFAULT_MAX_LOGIT_DELTA,
+    rounding_noise: float | None = DEFAULT_ROUNDING_NOISE,
     float_reference: bool = True,
     lce_options: Mapping[str, Any] | None = None,
 ) -> ConversionReport:
@@ -187,6 +188,7 @@ def convert_model(
             False it is a ``CoverageWarning`` recorded in the report.
         min_top1_agreement: parity threshold, see ``tflbnn.converters.parity``.
         max_logit_delta: parity threshold, see ``tflbnn.converters.parity``.
+        rounding_noise: parity tolerance calibration, see ``tflbnn.converters.parity``.
         float_reference: also convert and write the float32 twin ``x.float.tflite``.
         lce_options: options for ``convert_lce`` (``target``, ...).
 
@@ -236,7 +238,7 @@ def convert_model(
     if parity_images is not None:
         parity, timings["parity"] = timed(
             check_parity, model, flatbuffer, parity_images, min_top1_agreement=min_top1_agreement,
-            max_logit_delta=max_logit_delta)
+            max_logit_delta=max_logit_delta, rounding_noise=rounding_noise)
     elif not parity_note:
         parity_note = "no parity images given"
 

@@ -115,6 +115,18 @@ def test_convert_defaults_parity_to_recorded_data_set(tmp_path, capsys):
     assert "recorded data set" in capsys.readouterr().out
 
 
+@pytest.mark.skipif(not has_data_api(), reason="tflbnn.data (load_image) not available")
+def test_convert_takes_parity_images_from_a_folder(model_dir, tmp_path):
+    out = tmp_path / "photos.tflite"
+    code = main(["convert", str(model_dir / "model.keras"), "-o", str(out), "--parity-images",
+                 str(PHOTOS), "--parity-count", "5", "--no-float-reference"])
+    assert code == 0
+    conversion = ModelMetadata.load(tmp_path / "photos.json").extra["conversion"]
+    assert conversion["parity"]["num_images"] == 5  # README.md in the folder is not an image
+    assert conversion["parity"]["top1_agreement"] == 1.0
+    assert str(PHOTOS) in conversion["parity_note"]
+
+
 def test_convert_non_model_file_fails_by_name_and_writes_nothing(tmp_path, capsys):
     bogus = tmp_path / "bogus.keras"
     bogus.write_text("this is not a model")
