@@ -1,0 +1,30 @@
+"""The README's Python quickstart runs as written (on a smaller slice of the embedded data)."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def quickstart_code() -> str:
+    text = README.read_text()
+    section = text.split("## Quickstart in Python", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_readme_quickstart_runs(tmp_path, monkeypatch):
+    code = quickstart_code()
+    spec = '{"kind": "fashion_mnist", "source": "embedded"}'
+    assert spec in code and "epochs=2" in code and "limit=500" in code
+    # Same code, less data and time: 512 training images, 1 epoch, 200 parity images.
+    code = (code.replace(spec, '{"kind": "fashion_mnist", "source": "embedded", '
+                               '"limit_train": 512, "limit_test": 256}')
+                .replace("epochs=2", "epochs=1").replace("limit=500", "limit=200"))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, str(README), "exec"), namespace)
+    report = namespace["report"]
+    assert report.coverage.complete
+    assert report.parity is not None and report.parity.passed
+    for name in ("model.tflite", "model.float.tflite", "model.json"):
+        assert (tmp_path / "quickstart" / name).is_file()
