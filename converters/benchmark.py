@@ -17,7 +17,8 @@ from tflbnn import _backend  # noqa: F401
 import numpy as np
 import tensorflow as tf
 
-from tflbnn.converters.flatbuffer import LCE_BCONV, Source, bconv_groups, load_tflite_bytes, read_tflite
+from tflbnn.converters.flatbuffer import (LCE_BCONV, Source, bconv_groups, load_tflite_bytes,
+                                          read_tflite)
 
 __all__ = ["KERNELS", "LatencyStats", "Comparison", "benchmark_tflite", "compare", "kernel_flags"]
 
@@ -86,7 +87,8 @@ class Comparison:
         return self.float32.median_ms / self.lce.median_ms
 
     def as_dict(self) -> dict[str, Any]:
-        return {"lce": self.lce.as_dict(), "float32": self.float32.as_dict(), "speedup": self.speedup}
+        return {"lce": self.lce.as_dict(), "float32": self.float32.as_dict(),
+                "speedup": self.speedup}
 
     def summary(self) -> str:
         direction = "faster" if self.speedup >= 1 else "slower"
@@ -167,9 +169,9 @@ def benchmark_tflite(
         xnnpack = bool(use_xnnpack) if use_xnnpack is not None else False
         grouped = [op for op in info.ops_named(LCE_BCONV) if bconv_groups(op) > 1]
         if grouped and not (use_indirect_bgemm or use_reference_bconv):
-            raise ValueError(f"{name}: {len(grouped)} grouped {LCE_BCONV} op(s); the default bconv "
-                             "kernel rejects grouped convolutions — use the indirect or reference "
-                             "kernel")
+            raise ValueError(f"{name}: {len(grouped)} grouped {LCE_BCONV} op(s); the default "
+                             "bconv kernel rejects grouped convolutions — use the indirect or "
+                             "reference kernel")
         from larq_compute_engine.tflite.python.interpreter import Interpreter
 
         interpreter = Interpreter(data, num_threads=num_threads,

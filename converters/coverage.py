@@ -139,7 +139,8 @@ def _precision(quantizer) -> int | None:
 
 def _kernel_precision(layer: tf.keras.layers.Layer) -> int | None:
     # Larq's depthwise layers call their kernel quantizer `depthwise_quantizer`.
-    quantizer = getattr(layer, "kernel_quantizer", None) or getattr(layer, "depthwise_quantizer", None)
+    quantizer = (getattr(layer, "kernel_quantizer", None)
+                 or getattr(layer, "depthwise_quantizer", None))
     return _precision(quantizer)
 
 
@@ -287,9 +288,9 @@ def check_coverage(
             else:
                 twins = sum(1 for sig in matched_signatures if sig == signature)
                 reason = (f"no {LCE_BCONV} with signature [{_format_signature(signature)}] in the "
-                          "flatbuffer: the converter did not recognise the pattern (the input sign "
-                          "must be tf.where(x >= 0, 1.0, -1.0) or larq's sign, the padding valid or "
-                          "same with pad_values=1, the kernel ±alpha per output channel)")
+                          "flatbuffer: the converter did not recognise the pattern (the input "
+                          "sign must be tf.where(x >= 0, 1.0, -1.0) or larq's sign, the padding "
+                          "valid or same with pad_values=1, the kernel ±alpha per output channel)")
                 if twins:
                     reason += (f"; {twins} other layer(s) with this signature were converted, "
                                "so which one fell back is ambiguous")

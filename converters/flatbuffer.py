@@ -208,7 +208,8 @@ def read_tflite(source: Source, name: str | None = None) -> TFLiteModelInfo:
                     subgraph=sub_index,
                     name=op_name,
                     custom=custom,
-                    inputs=tuple(tensors[i] if i >= 0 else None for i in _indices(op.InputsAsNumpy())),
+                    inputs=tuple(tensors[i] if i >= 0 else None
+                                 for i in _indices(op.InputsAsNumpy())),
                     outputs=tuple(tensors[i] for i in _indices(op.OutputsAsNumpy())),
                     options=_custom_options(op) if custom else None,
                 ))

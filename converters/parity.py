@@ -104,14 +104,15 @@ class ParityReport:
         if self.noise_relative_delta is None:
             origin = "max_logit_delta"
         else:
-            origin = (f"max of max_logit_delta {self.max_logit_delta:g} and 2x Keras' own "
-                      f"rounding sensitivity {self.noise_relative_delta:.3g}")
+            origin = (f"max of max_logit_delta {self.max_logit_delta:g} and {_NOISE_FACTOR:g}x "
+                      f"Keras' own rounding sensitivity {self.noise_relative_delta:.3g}")
         return (f"parity on {self.num_images} images ({self.kernel}): top-1 agreement "
                 f"{100 * self.top1_agreement:.2f}% (min {100 * self.min_top1_agreement:.2f}%); "
-                f"|Δlogit| max {self.max_abs_delta:.3g}, mean {self.mean_abs_delta:.3g}; relative Δ "
-                f"median {self.median_relative_delta:.3g}, max {self.max_relative_delta:.3g} "
-                f"(tolerance {self.tolerance:.3g} = {origin}; {self.images_over_tolerance} "
-                f"image(s) over it) — {'passed' if self.passed else 'FAILED'}")
+                f"|Δlogit| max {self.max_abs_delta:.3g}, mean {self.mean_abs_delta:.3g}; "
+                f"relative Δ median {self.median_relative_delta:.3g}, max "
+                f"{self.max_relative_delta:.3g} (tolerance {self.tolerance:.3g} = {origin}; "
+                f"{self.images_over_tolerance} image(s) over it) — "
+                f"{'passed' if self.passed else 'FAILED'}")
 
 
 def _relative_deltas(outputs: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -26,7 +26,8 @@ from tflbnn.converters.coverage import (CoverageError, CoverageReport, CoverageW
 from tflbnn.converters.flatbuffer import read_tflite
 from tflbnn.converters.lce import convert_float, convert_lce, timed, with_batch_size_one
 from tflbnn.converters.parity import (DEFAULT_MAX_LOGIT_DELTA, DEFAULT_MIN_TOP1_AGREEMENT,
-                                      DEFAULT_ROUNDING_NOISE, ParityReport, check_parity, check_parity_images)
+                                      DEFAULT_ROUNDING_NOISE, ParityReport, check_parity,
+                                      check_parity_images)
 from tflbnn.converters.size import SizeReport
 
 __all__ = ["ConversionReport", "convert_model", "float_twin_path", "METADATA_KEY"]

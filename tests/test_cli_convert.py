@@ -69,7 +69,8 @@ def test_convert_writes_three_files_and_prints_report(converted, capsys):
     metadata = ModelMetadata.load(folder / "tiny.json")
     assert metadata.labels == tuple(LABELS)
     conversion = metadata.extra["conversion"]
-    assert conversion["coverage"]["num_converted"] == conversion["coverage"]["num_binary_layers"] == 5
+    coverage = conversion["coverage"]
+    assert coverage["num_converted"] == coverage["num_binary_layers"] == 5
     assert conversion["parity"]["num_images"] == 24
     assert conversion["parity"]["top1_agreement"] == 1.0
     assert conversion["size"]["lce_bytes"] == (folder / "tiny.tflite").stat().st_size

@@ -1,4 +1,4 @@
-"""``tflbnn convert``: a trained ``.keras`` model → verified LCE ``.tflite`` + float twin + JSON."""
+"""``tflbnn convert``: a trained ``.keras`` model → verified LCE ``.tflite``, float twin, JSON."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--std", type=float, nargs="+",
                         help="per-channel std in [0, 1] pixel units (with --labels)")
     parser.add_argument("--center-crop", type=float, default=1.0,
-                        help="fraction of each side kept before resizing (with --labels; default 1)")
+                        help="fraction of each side kept before resizing (with --labels; "
+                             "default 1)")
     parser.add_argument("--parity-images", type=Path, metavar="DIR_OR_NPY",
                         help="a .npy of preprocessed float32 inputs, or a folder of image files "
                              "(default: the test split of the data set named in the metadata)")
@@ -116,7 +117,8 @@ def _parity_images(args: argparse.Namespace, metadata):
             images = np.load(source, allow_pickle=False)
         except ValueError as error:
             raise ValueError(f"{source}: not a numpy .npy array ({error})") from None
-        return images[:args.parity_count], f"{len(images[:args.parity_count])} array(s) from {source}"
+        images = images[:args.parity_count]
+        return images, f"{len(images)} array(s) from {source}"
     spec = metadata.extra.get("data")
     if not spec:
         return None, ("no parity images: pass --parity-images, or convert a model whose metadata "
