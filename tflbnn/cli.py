@@ -28,13 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in _COMMANDS:
-        try:
-            module = importlib.import_module(f"tflbnn.commands.{command}")
-        except ModuleNotFoundError as error:
-            if error.name != f"tflbnn.commands.{command}":
-                raise
-            continue
-        module.add_parser(subparsers)
+        importlib.import_module(f"tflbnn.commands.{command}").add_parser(subparsers)
     return parser
 
 
