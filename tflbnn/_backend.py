@@ -8,7 +8,11 @@ imports this one first.
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up chatter: info lines for library use; for the `tflbnn` command also
+# the spurious CUDA-plugin registration "errors" every CPU-only machine prints. Python-level
+# errors still surface as exceptions, and a value the user sets wins.
+_is_cli = os.path.basename(sys.argv[0] if sys.argv else "") == "tflbnn"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if _is_cli else "2")
 
 _tensorflow_was_imported = "tensorflow" in sys.modules
 if not _tensorflow_was_imported:

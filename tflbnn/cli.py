@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from typing import Sequence
 
-# Hide TensorFlow's C++ start-up chatter (CUDA plugin registration on CPU-only machines) in the
-# command line; Python-level errors still surface as exceptions. Users can override it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from tflbnn.commands import CommandError  # noqa: E402
+from tflbnn.commands import CommandError
 
 __all__ = ["main", "build_parser"]
 
