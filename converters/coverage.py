@@ -17,7 +17,7 @@ from tflbnn import _backend  # noqa: F401
 
 import tensorflow as tf
 
-from tflbnn.profiling import _flatten, binary_input, profile
+from tflbnn.profiling import binary_input, flatten_layers, kernel_precision, profile
 from tflbnn.converters.flatbuffer import (LCE_BCONV, OpInfo, Source, TFLiteModelInfo, bconv_groups,
                                           read_tflite)
 
@@ -133,17 +133,6 @@ class CoverageReport:
         return "\n".join(lines)
 
 
-def _precision(quantizer) -> int | None:
-    return getattr(quantizer, "precision", None) if quantizer is not None else None
-
-
-def _kernel_precision(layer: tf.keras.layers.Layer) -> int | None:
-    # Larq's depthwise layers call their kernel quantizer `depthwise_quantizer`.
-    quantizer = (getattr(layer, "kernel_quantizer", None)
-                 or getattr(layer, "depthwise_quantizer", None))
-    return _precision(quantizer)
-
-
 def binary_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     """Every layer (nested models walked into) whose kernel quantizer has precision 1.
 
@@ -153,7 +142,7 @@ def binary_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     Returns:
         The layers in model order.
     """
-    return [layer for layer in _flatten(model) if _kernel_precision(layer) == 1]
+    return [layer for layer in flatten_layers(model) if kernel_precision(layer) == 1]
 
 
 def _pair(value) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from tflbnn import _backend  # noqa: F401
 
 import tensorflow as tf
 
-from tflbnn.blocks import _without_weight_clip_warning
+from tflbnn.blocks import quiet_weight_clip_warning
 
 __all__ = ["LCE_OPTION_NAMES", "convert_lce", "convert_float", "with_batch_size_one"]
 
@@ -45,7 +45,7 @@ def with_batch_size_one(model: tf.keras.Model) -> tuple[tf.keras.Model, bool]:
         new_inputs = [tf.keras.Input(shape=tensor.shape[1:], batch_size=1, dtype=tensor.dtype,
                                      name=name)
                       for tensor, name in zip(inputs, names)]
-        with _without_weight_clip_warning():
+        with quiet_weight_clip_warning():
             clone = tf.keras.models.clone_model(
                 model, input_tensors=new_inputs if len(new_inputs) > 1 else new_inputs[0])
         clone.set_weights(model.get_weights())

@@ -144,11 +144,6 @@ def _write_together(files: Mapping[Path, bytes | ModelMetadata]) -> None:
             else:
                 write_bytes_atomic(temporary, content)
             staged.append((temporary, destination))
-        # mkstemp creates 0600 files; model files are meant to be shared, so use the umask.
-        umask = os.umask(0)
-        os.umask(umask)
-        for temporary, _ in staged:
-            os.chmod(temporary, 0o666 & ~umask)
         for temporary, destination in staged:
             os.replace(temporary, destination)
             placed.append(destination)

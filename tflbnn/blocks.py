@@ -243,6 +243,3 @@ def react_bireal_block(
     y = tf.keras.layers.Add(name=f"{name}_add")([shortcut, y])
     return RPReLU(name=f"{name}_rprelu")(y)
 
-
-# Private alias still imported by tflbnn.converters.lce; to be replaced by the public name.
-_without_weight_clip_warning = quiet_weight_clip_warning

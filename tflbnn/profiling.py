@@ -17,7 +17,8 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["LayerProfile", "ModelProfile", "profile", "is_binary_conv", "binary_input"]
+__all__ = ["LayerProfile", "ModelProfile", "profile", "is_binary_conv", "binary_input",
+           "kernel_precision", "flatten_layers"]
 
 _CONV_TYPES = (tf.keras.layers.Conv2D, tf.keras.layers.DepthwiseConv2D)
 _DENSE_TYPES = (tf.keras.layers.Dense,)
@@ -142,8 +143,24 @@ def binary_input(layer: tf.keras.layers.Layer) -> bool:
     return bool(inbound) and all(getattr(source, "precision", None) == 1 for source in inbound)
 
 
+def kernel_precision(layer: tf.keras.layers.Layer) -> int | None:
+    """Precision in bits of a layer's kernel quantizer, ``None`` without one.
+
+    Larq's depthwise layers call theirs ``depthwise_quantizer``.
+    """
+    quantizer = (getattr(layer, "kernel_quantizer", None)
+                 or getattr(layer, "depthwise_quantizer", None))
+    return _precision(quantizer)
+
+
 def _binary_weights(layer: tf.keras.layers.Layer) -> bool:
-    return _precision(getattr(layer, "kernel_quantizer", None)) == 1
+    return kernel_precision(layer) == 1
+
+
+def _kernel(layer: tf.keras.layers.Layer) -> tf.Variable:
+    if isinstance(layer, tf.keras.layers.DepthwiseConv2D):
+        return layer.depthwise_kernel
+    return layer.kernel
 
 
 def is_binary_conv(layer: tf.keras.layers.Layer) -> bool:
@@ -167,10 +184,11 @@ def _macs(layer: tf.keras.layers.Layer) -> int:
     return 0
 
 
-def _flatten(model: tf.keras.Model) -> Iterator[tf.keras.layers.Layer]:
+def flatten_layers(model: tf.keras.Model) -> Iterator[tf.keras.layers.Layer]:
+    """The layers of ``model`` in order, with nested models replaced by their layers."""
     for layer in model.layers:
         if isinstance(layer, tf.keras.Model):
-            yield from _flatten(layer)
+            yield from flatten_layers(layer)
         else:
             yield layer
 
@@ -191,12 +209,12 @@ def profile(model: tf.keras.Model) -> ModelProfile:
         raise ValueError(f"profile: model {model.name!r} is not built; call it on an input or "
                          "build it with an input shape first")
     layers = []
-    for layer in _flatten(model):
+    for layer in flatten_layers(model):
         params = int(sum(np.prod(weight.shape) for weight in layer.weights))
         macs = _macs(layer) if isinstance(layer, _CONV_TYPES + _DENSE_TYPES) else 0
         weights_binary = _binary_weights(layer)
         input_binary = binary_input(layer) if macs else False
-        binary_params = int(np.prod(layer.kernel.shape)) if weights_binary else 0
+        binary_params = int(np.prod(_kernel(layer).shape)) if weights_binary else 0
         fully_binary = weights_binary and input_binary
         layers.append(LayerProfile(
             name=layer.name,
