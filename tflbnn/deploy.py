@@ -109,7 +109,7 @@ def plot_comparison(metrics: dict[str, Any], path: str | os.PathLike) -> Path:
     figure, axes = plt.subplots(1, 3, figsize=(11, 3.4))
     for axis, (title, values) in zip(axes, panels):
         bars = axis.bar(["float32 twin", "binary (LCE)"], values, color=["#888888", "#2a6fbb"])
-        axis.bar_label(bars, fmt="%.3g")
+        axis.bar_label(bars, fmt="%.4g")
         axis.set_title(title)
     figure.suptitle(f"{metrics['model']} on {metrics['data'].get('kind')}: "
                     f"{metrics['test_images']} test images")
