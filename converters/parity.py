@@ -76,6 +76,8 @@ class ParityReport:
         max_logit_delta: threshold given.
         rounding_noise: relative input perturbation used for the calibration, or ``None``.
         kernel: the LCE interpreter's bconv kernel.
+        lce_predictions: arg-max class of the LCE outputs per image (not in ``as_dict``).
+        keras_predictions: arg-max class of the Keras outputs per image (not in ``as_dict``).
     """
 
     num_images: int
@@ -91,6 +93,8 @@ class ParityReport:
     max_logit_delta: float
     rounding_noise: float | None
     kernel: str
+    lce_predictions: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    keras_predictions: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -98,7 +102,9 @@ class ParityReport:
                 and self.median_relative_delta <= self.tolerance)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "passed": self.passed}
+        figures = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                   if not field.name.endswith("_predictions")}
+        return {**figures, "passed": self.passed}
 
     def summary(self) -> str:
         if self.noise_relative_delta is None:
@@ -250,6 +256,8 @@ def check_parity(
     report = ParityReport(
         num_images=len(images),
         top1_agreement=float(np.mean(lce_flat.argmax(axis=1) == keras_flat.argmax(axis=1))),
+        lce_predictions=lce_flat.argmax(axis=1),
+        keras_predictions=keras_flat.argmax(axis=1),
         max_abs_delta=float(delta.max()),
         mean_abs_delta=float(delta.mean()),
         median_relative_delta=float(np.median(relative)),

@@ -24,8 +24,8 @@ from tflbnn.metadata import write_bytes_atomic
 __all__ = ["deploy_run", "write_report", "plot_comparison"]
 
 
-def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(np.argmax(logits, axis=-1) == labels))
+def _accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(predictions == labels))
 
 
 def deploy_run(result: RunResult, *, parity_limit: int | None = None, bench_runs: int = 50,
@@ -37,7 +37,8 @@ def deploy_run(result: RunResult, *, parity_limit: int | None = None, bench_runs
         parity_limit: test images used for parity and LCE accuracy (``None`` = all).
         bench_runs: timed inferences per model for the latency benchmark.
         num_threads: interpreter threads for the benchmark.
-        kernel: LCE bconv kernel for parity and benchmark (see ``converters.KERNELS``).
+        kernel: LCE bconv kernel for the benchmark (see ``converters.KERNELS``); parity uses
+            the indirect kernel.
 
     Returns:
         The metrics dict also written to ``metrics.json``.
@@ -54,9 +55,6 @@ def deploy_run(result: RunResult, *, parity_limit: int | None = None, bench_runs
         parity_images=images,
         parity_note=f"{len(images)} test images of {data_name} ({result.config.data})",
     )
-    flatbuffer = Path(report.output).read_bytes()
-    lce_logits = converters.run_lce(flatbuffer, images, **converters.kernel_flags(kernel))
-    keras_logits = result.model.predict(images, batch_size=256, verbose=0)
     comparison = converters.compare(report.output, report.float_output, num_runs=bench_runs,
                                     num_threads=num_threads, **converters.kernel_flags(kernel))
     write_bytes_atomic(run_dir / "labels.txt", ("\n".join(result.metadata.labels) + "\n").encode())
@@ -70,8 +68,8 @@ def deploy_run(result: RunResult, *, parity_limit: int | None = None, bench_runs
         "accuracy": {
             "float_twin": stages.get("teacher", {}).get("test_accuracy"),
             "step1_binary_activations": stages.get("step1", {}).get("test_accuracy"),
-            "binary_keras": _accuracy(keras_logits, labels),
-            "binary_lce": _accuracy(lce_logits, labels),
+            "binary_keras": _accuracy(report.parity.keras_predictions, labels),
+            "binary_lce": _accuracy(report.parity.lce_predictions, labels),
         },
         "stages": stages,
         "profile": result.metadata.extra.get("profile"),
