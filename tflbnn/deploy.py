@@ -20,6 +20,7 @@ import numpy as np
 from tflbnn import converters
 from tflbnn.experiment import RunResult
 from tflbnn.metadata import write_bytes_atomic
+from tflbnn.training.history import save_figure
 
 __all__ = ["deploy_run", "write_report", "plot_comparison"]
 
@@ -112,12 +113,7 @@ def plot_comparison(metrics: dict[str, Any], path: str | os.PathLike) -> Path:
     figure.suptitle(f"{metrics['model']} on {metrics['data'].get('kind')}: "
                     f"{metrics['test_images']} test images")
     figure.tight_layout()
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(temporary, dpi=110)
-    plt.close(figure)
-    os.replace(temporary, path)
-    return path
+    return save_figure(figure, path)
 
 
 def write_report(metrics: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -145,7 +141,7 @@ def write_report(metrics: dict[str, Any], path: str | os.PathLike) -> Path:
                      f"{summary['seconds']:.0f} |")
     lines += [
         "",
-        f"| | float32 twin | binary (LCE) |",
+        "| | float32 twin | binary (LCE) |",
         "|---|---|---|",
         f"| accuracy ({metrics['test_images']} test images) | {percent(accuracy['float_twin'])} | "
         f"{percent(accuracy['binary_lce'])} (Keras {percent(accuracy['binary_keras'])}) |",

@@ -35,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
@@ -260,9 +259,7 @@ def run_experiment(config: RunConfig, *, verbose: int | str = "auto") -> RunResu
     model_profile = profile(final.model)
     metadata = metadata.with_extra(test_accuracy=final.test_accuracy, stages=stages,
                                    profile=model_profile.as_dict())
-    model_path = run_dir / "model.keras"
-    shutil.copyfile(final.model_path, run_dir / ".model.tmp.keras")
-    os.replace(run_dir / ".model.tmp.keras", model_path)
+    model_path = write_bytes_atomic(run_dir / "model.keras", final.model_path.read_bytes())
     metadata.save(sidecar_path(model_path))
     plot_histories({name: result.history for name, result in results.items()},
                    run_dir / "training_curves.png", title=f"{config.name}: {config.model}")

@@ -5,7 +5,7 @@ from tflbnn import _backend  # noqa: F401
 import larq as lq
 import tensorflow as tf
 
-__all__ = ["distribution_loss", "DistributionLoss"]
+__all__ = ["distribution_loss", "DistributionLoss", "label_cross_entropy"]
 
 
 def distribution_loss(teacher_logits: tf.Tensor, student_logits: tf.Tensor) -> tf.Tensor:
@@ -25,6 +25,20 @@ def distribution_loss(teacher_logits: tf.Tensor, student_logits: tf.Tensor) -> t
     targets = tf.stop_gradient(tf.nn.softmax(teacher_logits, axis=-1))
     log_probs = tf.nn.log_softmax(student_logits, axis=-1)
     return -tf.reduce_mean(tf.reduce_sum(targets * log_probs, axis=-1))
+
+
+def label_cross_entropy(one_hot: bool) -> tf.keras.losses.Loss:
+    """Cross-entropy on logits for one-hot (mixup / cutmix) or integer labels.
+
+    Args:
+        one_hot: the labels are one-hot rows (rank of the logits) rather than class indices.
+
+    Returns:
+        ``CategoricalCrossentropy`` or ``SparseCategoricalCrossentropy``, both ``from_logits``.
+    """
+    if one_hot:
+        return tf.keras.losses.CategoricalCrossentropy(from_logits=True)
+    return tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 @lq.utils.register_keras_custom_object

@@ -10,7 +10,23 @@ from tflbnn import _backend  # noqa: F401
 
 import tensorflow as tf
 
-__all__ = ["TrainingDivergedError", "StopOnNaN", "SaveModelEachEpoch"]
+__all__ = ["TrainingDivergedError", "StopOnNaN", "SaveModelEachEpoch", "save_model_atomic"]
+
+
+def save_model_atomic(model: tf.keras.Model, path: str | os.PathLike) -> Path:
+    """Save ``model`` as ``.keras`` through a temporary file and a rename.
+
+    An interruption never leaves a half-written model at ``path``.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(temporary)
+    os.replace(temporary, path)
+    return path
 
 
 class TrainingDivergedError(RuntimeError):
@@ -62,8 +78,4 @@ class SaveModelEachEpoch(tf.keras.callbacks.Callback):
         self.model_to_save = model_to_save
 
     def on_epoch_end(self, epoch, logs=None):
-        model = self.model_to_save or self.model
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.stem}.tmp.keras")
-        model.save(temporary)
-        os.replace(temporary, self.path)
+        save_model_atomic(self.model_to_save or self.model, self.path)

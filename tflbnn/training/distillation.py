@@ -6,18 +6,14 @@ from tflbnn import _backend  # noqa: F401
 
 import tensorflow as tf
 
-from tflbnn.losses import distribution_loss
+from tflbnn.losses import distribution_loss, label_cross_entropy
 
 __all__ = ["Distiller"]
 
 
 def _label_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     # One-hot (mixup / cutmix) labels have the logits' rank; integer labels one less.
-    if labels.shape.rank == logits.shape.rank:
-        return tf.reduce_mean(tf.keras.losses.categorical_crossentropy(labels, logits,
-                                                                       from_logits=True))
-    return tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(labels, logits,
-                                                                          from_logits=True))
+    return label_cross_entropy(labels.shape.rank == logits.shape.rank)(labels, logits)
 
 
 class Distiller(tf.keras.Model):

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-__all__ = ["read_history", "plot_histories"]
+__all__ = ["read_history", "plot_histories", "save_figure"]
 
 
 def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
@@ -68,6 +68,17 @@ def plot_histories(histories: Mapping[str, Sequence[Mapping[str, float]]],
     if title:
         figure.suptitle(title)
     figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def save_figure(figure, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure as PNG through a temporary file and a rename, then close it.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.stem}.tmp.png")

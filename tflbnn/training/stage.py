@@ -14,8 +14,9 @@ from tflbnn import _backend  # noqa: F401
 import tensorflow as tf
 
 from tflbnn.blocks import quiet_weight_clip_warning
+from tflbnn.losses import label_cross_entropy
 from tflbnn.metadata import ModelMetadata, sidecar_path, write_bytes_atomic
-from tflbnn.training.callbacks import SaveModelEachEpoch, StopOnNaN
+from tflbnn.training.callbacks import SaveModelEachEpoch, StopOnNaN, save_model_atomic
 from tflbnn.training.distillation import Distiller
 from tflbnn.training.history import plot_histories, read_history
 from tflbnn.training.schedules import LinearEpochDecay
@@ -71,9 +72,7 @@ def _steps(dataset: tf.data.Dataset, what: str) -> int:
 
 def _cross_entropy(dataset: tf.data.Dataset) -> tf.keras.losses.Loss:
     # Mixup / cutmix pipelines yield one-hot label rows, the others integer labels.
-    if dataset.element_spec[1].shape.rank == 2:
-        return tf.keras.losses.CategoricalCrossentropy(from_logits=True)
-    return tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return label_cross_entropy(dataset.element_spec[1].shape.rank == 2)
 
 
 def load_stage(stage_dir: str | os.PathLike) -> StageResult | None:
@@ -185,10 +184,7 @@ def train_stage(
     history = read_history(stage_dir / "history.csv")
     plot_histories({name: history}, stage_dir / "curves.png", title=f"{name}: {model.name}")
 
-    model_path = stage_dir / "model.keras"
-    temporary = stage_dir / ".model.tmp.keras"
-    model.save(temporary)
-    os.replace(temporary, model_path)
+    model_path = save_model_atomic(model, stage_dir / "model.keras")
     if metadata is not None:
         metadata.with_extra(stage=name, test_accuracy=float(test_accuracy)).save(
             sidecar_path(model_path))
