@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,7 +18,7 @@ from tflbnn import _backend  # noqa: F401
 import numpy as np
 import tensorflow as tf
 
-from tflbnn.metadata import ModelMetadata, sidecar_path, write_bytes_atomic
+from tflbnn.metadata import ModelMetadata, sidecar_path, write_files_together
 from tflbnn.converters.coverage import (CoverageError, CoverageReport, CoverageWarning,
                                         binary_layers, check_coverage)
 from tflbnn.converters.flatbuffer import read_tflite
@@ -128,35 +126,6 @@ def _check_metadata(model: tf.keras.Model, metadata: ModelMetadata) -> None:
                          f"{model.name!r} has {units} outputs")
 
 
-def _write_together(files: Mapping[Path, bytes | ModelMetadata]) -> None:
-    """Stage every file next to its destination, then rename all; all or nothing."""
-    parent = next(iter(files)).parent
-    created_parent = not parent.exists()
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tflbnn-convert-", dir=parent))
-    placed: list[Path] = []
-    try:
-        staged = []
-        for destination, content in files.items():
-            temporary = staging / destination.name
-            if isinstance(content, ModelMetadata):
-                content.save(temporary)
-            else:
-                write_bytes_atomic(temporary, content)
-            staged.append((temporary, destination))
-        for temporary, destination in staged:
-            os.replace(temporary, destination)
-            placed.append(destination)
-    except BaseException:
-        for destination in placed:
-            destination.unlink(missing_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
-        if created_parent:
-            shutil.rmtree(parent, ignore_errors=True)
-        raise
-    shutil.rmtree(staging, ignore_errors=True)
-
-
 def convert_model(
     model: tf.keras.Model,
     output_path: str | os.PathLike,
@@ -262,5 +231,5 @@ def convert_model(
     if float_output is not None:
         files[float_output] = float_bytes
     files[metadata_output] = metadata.with_extra(**{METADATA_KEY: report.as_dict()})
-    _write_together(files)
+    write_files_together(files)
     return report

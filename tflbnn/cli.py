@@ -1,4 +1,5 @@
-"""The ``tflbnn`` command line: ``train``, ``demo``, ``convert``, ``bench``, ``classify``, ``models``."""
+"""The ``tflbnn`` command line: ``demo``, ``train``, ``convert``, ``bench``, ``classify``, ``models``,
+``app-model`` and ``app-golden``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tflbnn.commands import CommandError
 __all__ = ["main", "build_parser"]
 
 # Sub-command modules in tflbnn.commands, in the order `tflbnn --help` lists them.
-_COMMANDS = ("demo", "train", "convert", "bench", "classify", "models")
+_COMMANDS = ("demo", "train", "convert", "bench", "classify", "models", "app-model", "app-golden")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in _COMMANDS:
-        importlib.import_module(f"tflbnn.commands.{command}").add_parser(subparsers)
+        importlib.import_module(f"tflbnn.commands.{command.replace('-', '_')}").add_parser(subparsers)
     return parser
 
 

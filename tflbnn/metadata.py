@@ -18,14 +18,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 __all__ = ["Preprocessing", "ModelMetadata", "sidecar_path", "write_bytes_atomic",
-           "labels_from_sequence"]
+           "write_files_together", "labels_from_sequence"]
 
 FORMAT_NAME = "tflbnn-model-metadata"
 FORMAT_VERSION = 1
@@ -59,6 +60,57 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
             os.unlink(tmp_name)
         raise
     return path
+
+
+def write_files_together(files: Mapping[str | os.PathLike, "bytes | ModelMetadata"]) -> list[Path]:
+    """Write several files into one folder all together or not at all.
+
+    Each file is staged in a temporary folder next to the destinations, then all are renamed
+    into place; if anything fails, the staged files and any already renamed are removed (and the
+    folder too, when this call created it), so readers never see a partial set.
+
+    Args:
+        files: destination path -> content, either bytes or a ``ModelMetadata`` (saved as JSON).
+            All destinations must be in the same folder.
+
+    Returns:
+        The destinations, in the order given.
+
+    Raises:
+        ValueError: if ``files`` is empty or the destinations are in different folders.
+    """
+    destinations = [Path(path) for path in files]
+    if not destinations:
+        raise ValueError("write_files_together: no files given")
+    parent = destinations[0].parent
+    if any(path.parent != parent for path in destinations):
+        raise ValueError(f"write_files_together: all files must be in one folder, got "
+                         f"{sorted({str(path.parent) for path in destinations})}")
+    created_parent = not parent.exists()
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tflbnn-stage-", dir=parent))
+    placed: list[Path] = []
+    try:
+        staged = []
+        for destination, content in zip(destinations, files.values()):
+            temporary = staging / destination.name
+            if isinstance(content, ModelMetadata):
+                content.save(temporary)
+            else:
+                write_bytes_atomic(temporary, content)
+            staged.append((temporary, destination))
+        for temporary, destination in staged:
+            os.replace(temporary, destination)
+            placed.append(destination)
+    except BaseException:
+        for destination in placed:
+            destination.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_parent:
+            shutil.rmtree(parent, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return destinations
 
 
 def sidecar_path(model_path: str | os.PathLike) -> Path:

@@ -7,10 +7,7 @@ from pathlib import Path
 
 from tflbnn.commands import CommandError
 
-__all__ = ["add_parser", "run", "softmax_if_logits"]
-
-# Outputs that are already a distribution (a model ending in softmax) must not be re-normalised.
-_PROBABILITY_TOLERANCE = 1e-3
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> None:
@@ -26,59 +23,18 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def softmax_if_logits(outputs):
-    """Row-wise softmax, unless each row already is a probability distribution.
-
-    Args:
-        outputs: array ``(N, classes)``.
-
-    Returns:
-        float64 probabilities of the same shape.
-    """
-    import numpy as np
-
-    outputs = np.asarray(outputs, dtype=np.float64)
-    sums = outputs.sum(axis=1)
-    if np.all(outputs >= 0) and np.all(np.abs(sums - 1.0) <= _PROBABILITY_TOLERANCE):
-        return outputs
-    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from tflbnn.converters import read_tflite, run_lce
-    from tflbnn.data import load_image, preprocess
-    from tflbnn.metadata import ModelMetadata, sidecar_path
+    from tflbnn.classifier import TFLiteClassifier
 
     if args.top_k < 1:
         raise CommandError(f"--top-k must be at least 1, got {args.top_k}")
-    info = read_tflite(args.model)
-    sidecar = sidecar_path(args.model)
-    if not sidecar.is_file():
-        raise CommandError(f"no metadata {sidecar} next to {args.model}: classify needs the labels "
-                           "and preprocessing that 'tflbnn convert' writes there")
-    metadata = ModelMetadata.load(sidecar)
-    if len(info.inputs) != 1 or len(info.outputs) != 1:
-        raise CommandError(f"{args.model}: expected one input and one output, found "
-                           f"{len(info.inputs)} and {len(info.outputs)}")
-    expected = tuple(info.inputs[0].shape[1:])
-    if expected != metadata.preprocessing.input_shape:
-        raise CommandError(f"{sidecar}: preprocessing gives {metadata.preprocessing.input_shape} "
-                           f"but {args.model} expects {expected}")
-    classes = info.outputs[0].shape[-1]
-    if classes != len(metadata.labels):
-        raise CommandError(f"{sidecar}: {len(metadata.labels)} labels but {args.model} has "
-                           f"{classes} outputs")
-    images = np.stack([np.asarray(preprocess(load_image(path), metadata.preprocessing))
-                       for path in args.images])
-    probabilities = softmax_if_logits(
-        run_lce(args.model.read_bytes(), images, num_threads=args.threads).reshape(len(images), -1))
-    top_k = min(args.top_k, classes)
-    for path, row in zip(args.images, probabilities):
+    if args.threads < 1:
+        raise CommandError(f"--threads must be at least 1, got {args.threads}")
+    classifier = TFLiteClassifier(args.model)
+    inputs = classifier.preprocess_files(args.images)
+    rankings = classifier.predict(inputs, k=args.top_k, num_threads=args.threads)
+    for path, ranking in zip(args.images, rankings):
         print(f"{path}:")
-        for rank, index in enumerate(np.argsort(-row, kind="stable")[:top_k], start=1):
-            print(f"  {rank}. {metadata.labels[index]:<24} {row[index]:.4f}")
+        for rank, prediction in enumerate(ranking, start=1):
+            print(f"  {rank}. {prediction.label:<24} {prediction.probability:.4f}")
     return 0
-
