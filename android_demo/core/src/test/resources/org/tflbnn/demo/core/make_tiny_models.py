@@ -1,0 +1,90 @@
+"""Make the tiny .tflite files the JVM tests read, and their facts as tflbnn's reader sees them.
+
+Run from the repository root with the project's virtual environment:
+    .venv/bin/python android_demo/core/src/test/resources/org/tflbnn/demo/core/make_tiny_models.py
+
+Writes, next to this script: tiny_lce.tflite (a binary conv network converted by LCE),
+tiny_float.tflite (plain TFLite, no LCE ops), tiny_two_inputs.tflite (two inputs, for the
+"one input" check) and tiny_models.json (facts from tflbnn's Python flatbuffer reader).
+"""
+
+import collections
+import json
+from pathlib import Path
+
+from tflbnn import _backend  # noqa: F401  (must come first)
+
+import larq as lq
+import larq_compute_engine as lce
+import tensorflow as tf
+
+from tflbnn.converters.flatbuffer import read_tflite
+
+HERE = Path(__file__).resolve().parent
+
+
+def lce_model() -> tf.keras.Model:
+    inputs = tf.keras.Input((6, 5, 3))
+    x = tf.keras.layers.Conv2D(32, 3, padding="same")(inputs)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = lq.layers.QuantConv2D(32, 3, padding="same", input_quantizer="ste_sign",
+                              kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+                              use_bias=False)(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = lq.layers.QuantConv2D(32, 3, padding="same", input_quantizer="ste_sign",
+                              kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+                              use_bias=False)(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    outputs = tf.keras.layers.Dense(4)(x)
+    return tf.keras.Model(inputs, outputs)
+
+
+def float_model() -> tf.keras.Model:
+    inputs = tf.keras.Input((4, 4, 1))
+    x = tf.keras.layers.Conv2D(2, 3, padding="same", activation="relu")(inputs)
+    x = tf.keras.layers.Flatten()(x)
+    outputs = tf.keras.layers.Dense(3, activation="softmax")(x)
+    return tf.keras.Model(inputs, outputs)
+
+
+def two_input_model() -> tf.keras.Model:
+    first = tf.keras.Input((2,))
+    second = tf.keras.Input((2,))
+    outputs = tf.keras.layers.Dense(2)(tf.keras.layers.Concatenate()([first, second]))
+    return tf.keras.Model([first, second], outputs)
+
+
+def facts(data: bytes) -> dict:
+    info = read_tflite(data)
+    ops = collections.Counter(op.name for op in info.ops if op.subgraph == 0)
+    return {
+        "size_bytes": info.size_bytes,
+        "input_count": len(info.inputs),
+        "output_count": len(info.outputs),
+        "input_shape": list(info.inputs[0].shape),
+        "input_dtype": info.inputs[0].dtype,
+        "output_shape": list(info.outputs[0].shape),
+        "output_dtype": info.outputs[0].dtype,
+        "ops": dict(ops.most_common()),
+        "binary_convs": ops.get("LceBconv2d", 0),
+        "uses_lce_ops": info.uses_lce_ops,
+    }
+
+
+def main() -> None:
+    tf.keras.utils.set_random_seed(0)
+    models = {
+        "tiny_lce.tflite": lce.convert_keras_model(lce_model()),
+        "tiny_float.tflite": tf.lite.TFLiteConverter.from_keras_model(float_model()).convert(),
+        "tiny_two_inputs.tflite":
+            tf.lite.TFLiteConverter.from_keras_model(two_input_model()).convert(),
+    }
+    manifest = {}
+    for name, data in models.items():
+        (HERE / name).write_bytes(data)
+        manifest[name] = facts(data)
+    (HERE / "tiny_models.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
