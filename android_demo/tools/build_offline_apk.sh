@@ -37,20 +37,23 @@ step() {
 
 # --- tools -------------------------------------------------------------------------------
 for tool in aapt aapt2 apksigner zipalign dexdump javac java keytool unzip zipinfo; do
-    command -v "$tool" >/dev/null || fail "$tool not found; run android_demo/tools/install_offline_sdk.sh"
+    command -v "$tool" >/dev/null \
+        || fail "$tool not found; run android_demo/tools/install_offline_sdk.sh"
 done
 [ -f "$ANDROID_JAR" ] && [ -f "$DX_JAR" ] \
     || fail "android.jar/dx not found under $SDK_DIR; run android_demo/tools/install_offline_sdk.sh"
 [ -d "$CORE_DIR/src/main/java" ] || fail "core sources missing: $CORE_DIR/src/main/java"
 for asset in model.tflite model.json; do
-    [ -f "$APP_DIR/src/main/assets/$asset" ] || fail "app/src/main/assets/$asset missing (tflbnn app-model puts it there)"
+    [ -f "$APP_DIR/src/main/assets/$asset" ] \
+        || fail "app/src/main/assets/$asset missing (tflbnn app-model puts it there)"
 done
 
 # --- app identity, read from app/build.gradle so the two builds cannot drift ---------------
 gradle_value() {
     # First value of a "key value" or "key 'value'" line in app/build.gradle.
     local value
-    value="$(sed -n -E "s/^[[:space:]]*$1[[:space:]]+'?([^' ]+)'?[[:space:]]*$/\1/p" "$APP_DIR/build.gradle" | head -n 1)"
+    value="$(sed -n -E "s/^[[:space:]]*$1[[:space:]]+'?([^' ]+)'?[[:space:]]*$/\1/p" \
+        "$APP_DIR/build.gradle" | head -n 1)"
     [ -n "$value" ] || fail "no '$1' in $APP_DIR/build.gradle"
     echo "$value"
 }
@@ -59,7 +62,8 @@ MIN_SDK="$(gradle_value minSdk)"
 TARGET_SDK="$(gradle_value targetSdk)"
 VERSION_CODE="$(gradle_value versionCode)"
 VERSION_NAME="$(gradle_value versionName)"
-echo "package $PACKAGE, minSdk $MIN_SDK, targetSdk $TARGET_SDK, version $VERSION_NAME ($VERSION_CODE)"
+echo "package $PACKAGE, minSdk $MIN_SDK, targetSdk $TARGET_SDK," \
+    "version $VERSION_NAME ($VERSION_CODE)"
 
 rm -rf "$WORK" "$APK"
 mkdir -p "$WORK/gen" "$WORK/classes"
@@ -69,7 +73,8 @@ step "aapt2: resources, manifest, assets"
 # The source manifest has no package attribute (AGP 8 takes it from namespace); aapt2 needs one.
 sed -E "0,/<manifest /s//<manifest package=\"$PACKAGE\" /" "$APP_DIR/src/main/AndroidManifest.xml" \
     > "$WORK/AndroidManifest.xml"
-grep -q "package=\"$PACKAGE\"" "$WORK/AndroidManifest.xml" || fail "could not set the package in the manifest"
+grep -q "package=\"$PACKAGE\"" "$WORK/AndroidManifest.xml" \
+    || fail "could not set the package in the manifest"
 aapt2 compile --dir "$APP_DIR/src/main/res" -o "$WORK/resources.zip"
 # -0 .tflite: the model is stored, not deflated, like Gradle's androidResources.noCompress
 # (this aapt2 matches the extension with its dot: "-0 tflite" leaves it compressed).
@@ -84,7 +89,8 @@ aapt2 link -I "$ANDROID_JAR" \
 
 # --- Java ---------------------------------------------------------------------------------
 step "javac: core + app (without src/lce), Java 8 against API $MIN_SDK"
-find "$CORE_DIR/src/main/java" "$APP_DIR/src/main/java" "$WORK/gen" -name '*.java' | sort > "$WORK/sources.txt"
+find "$CORE_DIR/src/main/java" "$APP_DIR/src/main/java" "$WORK/gen" -name '*.java' | sort \
+    > "$WORK/sources.txt"
 [ -s "$WORK/sources.txt" ] || fail "no Java sources found"
 # -Xlint:-options: the "bootstrap class path / source 8" notes are expected here.
 javac -source 8 -target 8 -encoding UTF-8 -Xlint:all,-options \
@@ -120,7 +126,8 @@ aapt dump badging "$APK" | tee "$OUT_DIR/badging.txt"
 BADGING="$OUT_DIR/badging.txt"
 grep -q "^package: name='$PACKAGE' " "$BADGING" || fail "badging: package is not $PACKAGE"
 grep -q "^sdkVersion:'$MIN_SDK'$" "$BADGING" || fail "badging: sdkVersion is not $MIN_SDK"
-grep -q "^targetSdkVersion:'$TARGET_SDK'$" "$BADGING" || fail "badging: targetSdkVersion is not $TARGET_SDK"
+grep -q "^targetSdkVersion:'$TARGET_SDK'$" "$BADGING" \
+    || fail "badging: targetSdkVersion is not $TARGET_SDK"
 grep -q "^launchable-activity: name='$PACKAGE.MainActivity'" "$BADGING" \
     || fail "badging: launchable activity is not $PACKAGE.MainActivity"
 grep -q "^application-label:'tflbnn demo'$" "$BADGING" || fail "badging: label is not 'tflbnn demo'"
@@ -132,7 +139,8 @@ fi
 step "assets"
 zipinfo "$APK" assets/model.tflite assets/model.json | tee "$WORK/assets.txt" \
     || fail "assets/model.tflite or assets/model.json missing from the APK"
-awk '$NF == "assets/model.tflite" { found = 1; if ($6 != "stor") exit 1 } END { if (!found) exit 1 }' \
+awk '$NF == "assets/model.tflite" { found = 1; stored = ($6 == "stor") }
+     END { exit !(found && stored) }' \
     "$WORK/assets.txt" || fail "assets/model.tflite is compressed (zipinfo method is not 'stor')"
 for asset in model.tflite model.json; do
     unzip -p "$APK" "assets/$asset" | cmp -s - "$APP_DIR/src/main/assets/$asset" \
@@ -141,9 +149,11 @@ done
 
 step "dexdump"
 unzip -p "$APK" classes.dex > "$WORK/check.dex"
-dexdump "$WORK/check.dex" | sed -n -E "s/^ *Class descriptor *: *'L(.*);'$/\1/p" | tr / . | sort > "$WORK/classes.txt"
-for class in "$PACKAGE.MainActivity" "$PACKAGE.RuntimeLoader" org.tflbnn.demo.core.ImagePreprocessor \
-        org.tflbnn.demo.core.Classifier org.tflbnn.demo.core.TfliteModel; do
+dexdump "$WORK/check.dex" | sed -n -E "s/^ *Class descriptor *: *'L(.*);'$/\1/p" | tr / . \
+    | sort > "$WORK/classes.txt"
+for class in "$PACKAGE.MainActivity" "$PACKAGE.RuntimeLoader" \
+        org.tflbnn.demo.core.ImagePreprocessor org.tflbnn.demo.core.Classifier \
+        org.tflbnn.demo.core.TfliteModel; do
     grep -qx "$class" "$WORK/classes.txt" || fail "class $class is not in classes.dex"
 done
 # The offline build has no runtime by design: nothing from src/lce or TensorFlow Lite.
@@ -153,4 +163,5 @@ fi
 echo "$(wc -l < "$WORK/classes.txt") classes in classes.dex"
 
 ELAPSED_MS=$(( ($(date +%s%N) - START_NS) / 1000000 ))
-echo "OK: $APK ($(stat -c %s "$APK") bytes) built and checked in $((ELAPSED_MS / 1000)).$(printf %03d $((ELAPSED_MS % 1000))) s"
+printf 'OK: %s (%d bytes) built and checked in %d.%03d s\n' \
+    "$APK" "$(stat -c %s "$APK")" $((ELAPSED_MS / 1000)) $((ELAPSED_MS % 1000))

@@ -47,9 +47,10 @@ install_bookworm_packages() {
     fi
     echo "Installing Debian packages: ${missing[*]}"
     # Try the current package lists first; refresh them only when they are stale or absent.
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+    local install=(apt-get install -y -q --no-install-recommends "${missing[@]}")
+    if ! DEBIAN_FRONTEND=noninteractive "${install[@]}"; then
         apt-get update -q
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
+        DEBIAN_FRONTEND=noninteractive "${install[@]}" \
             || fail "apt-get could not install: ${missing[*]}"
     fi
 }
@@ -60,7 +61,8 @@ fetch_bullseye_packages() {
         return
     fi
     local sources_file=/etc/apt/sources.list.d/debian.sources
-    [ -f "$sources_file" ] || fail "$sources_file not found: cannot tell which Debian archive to use"
+    [ -f "$sources_file" ] \
+        || fail "$sources_file not found: cannot tell which Debian archive to use"
     # Use the archive this machine already uses rather than a hard-coded host name.
     local archive_uri
     archive_uri="$(awk '/^URIs:/{print $2; exit}' "$sources_file")"
@@ -70,9 +72,10 @@ fetch_bullseye_packages() {
     work="$(mktemp -d)"
     # shellcheck disable=SC2064  # expand $work now: it is local to this function
     trap "rm -rf '$work'" EXIT
-    mkdir -p "$work/apt/parts" "$work/apt/lists/partial" "$work/apt/cache/archives/partial" "$work/debs"
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $archive_uri bullseye main" \
-        > "$work/apt/sources.list"
+    mkdir -p "$work/apt/parts" "$work/apt/lists/partial" "$work/apt/cache/archives/partial" \
+        "$work/debs"
+    local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    echo "deb [signed-by=$keyring] $archive_uri bullseye main" > "$work/apt/sources.list"
     # Every apt path that would otherwise point at system state is redirected into $work.
     local apt_options=(
         -o "Dir::Etc::SourceList=$work/apt/sources.list"
@@ -82,7 +85,8 @@ fetch_bullseye_packages() {
         -o "APT::Sandbox::User=root"
     )
     echo "Fetching ${BULLSEYE_PACKAGES[*]} from $archive_uri bullseye (private apt configuration)"
-    apt-get "${apt_options[@]}" update -q || fail "apt-get update of the private bullseye list failed"
+    apt-get "${apt_options[@]}" update -q \
+        || fail "apt-get update of the private bullseye list failed"
     (cd "$work/debs" && apt-get "${apt_options[@]}" download "${BULLSEYE_PACKAGES[@]}") \
         || fail "could not download ${BULLSEYE_PACKAGES[*]} from bullseye"
 

@@ -61,8 +61,8 @@ final class BackgroundWorker {
                             + error.getMessage() + ")", error));
                 } catch (LinkageError error) {
                     // E.g. the runtime's native library has no build for this CPU.
-                    deliverFailure(callback, new Exception("the TFLite/LCE runtime could not be loaded: "
-                            + error, error));
+                    deliverFailure(callback, new Exception(
+                            "the TFLite/LCE runtime could not be loaded: " + error, error));
                 }
             }
         });

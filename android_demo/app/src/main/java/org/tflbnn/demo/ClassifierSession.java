@@ -33,7 +33,8 @@ final class ClassifierSession implements Closeable {
      * @throws RuntimeUnavailableException if this APK or device has no usable runtime
      * @throws ModelLoadException if the interpreter rejects the model
      */
-    void setModel(LoadedModel loaded, int threads) throws RuntimeUnavailableException, ModelLoadException {
+    void setModel(LoadedModel loaded, int threads)
+            throws RuntimeUnavailableException, ModelLoadException {
         closeEngine();
         model = loaded;
         ensureEngine(threads);

@@ -21,7 +21,8 @@ final class DocumentNames {
     static String displayName(ContentResolver resolver, Uri uri) {
         Cursor cursor = null;
         try {
-            cursor = resolver.query(uri, new String[] {OpenableColumns.DISPLAY_NAME}, null, null, null);
+            cursor = resolver.query(uri, new String[] {OpenableColumns.DISPLAY_NAME}, null, null,
+                    null);
             if (cursor != null && cursor.moveToFirst() && !cursor.isNull(0)) {
                 return cursor.getString(0);
             }

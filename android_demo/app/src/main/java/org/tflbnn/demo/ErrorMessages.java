@@ -16,7 +16,8 @@ final class ErrorMessages {
         String message = error.getMessage();
         // Plain Exceptions are the worker's own wrappers (out of memory, native library).
         if (error instanceof ModelLoadException || error instanceof ImageDecodeException
-                || error instanceof RuntimeUnavailableException || error.getClass() == Exception.class) {
+                || error instanceof RuntimeUnavailableException
+                || error.getClass() == Exception.class) {
             return message;
         }
         String type = error.getClass().getSimpleName();

@@ -41,7 +41,8 @@ final class ImageLoader {
      * @return the pixels
      * @throws ImageDecodeException if it cannot be read or decoded
      */
-    static PixelImage decode(ContentResolver resolver, Uri uri, String name) throws ImageDecodeException {
+    static PixelImage decode(ContentResolver resolver, Uri uri, String name)
+            throws ImageDecodeException {
         BitmapFactory.Options bounds = new BitmapFactory.Options();
         bounds.inJustDecodeBounds = true;
         decodeStream(resolver, uri, name, bounds);
@@ -64,9 +65,10 @@ final class ImageLoader {
         }
         String size = bounds.outWidth + "×" + bounds.outHeight;
         String description = sampleSize == 1 ? name + ", " + size
-                : String.format(Locale.ROOT, "%s, %s decoded at 1/%d (%d×%d) because a side exceeds %d px; "
-                        + "not bit-exact with Python's preprocessing of the full-size image",
-                        name, size, sampleSize, bitmap.getWidth(), bitmap.getHeight(), MAX_EXACT_SIDE);
+                : String.format(Locale.ROOT, "%s, %s decoded at 1/%d (%d×%d) because a side "
+                        + "exceeds %d px; not bit-exact with Python's preprocessing of the "
+                        + "full-size image", name, size, sampleSize, bitmap.getWidth(),
+                        bitmap.getHeight(), MAX_EXACT_SIDE);
         return fromDecoded(bitmap, description);
     }
 
@@ -78,7 +80,8 @@ final class ImageLoader {
      * @return the pixels
      */
     static PixelImage fromBitmap(Bitmap bitmap, String description) {
-        return fromDecoded(bitmap, description + ", " + bitmap.getWidth() + "×" + bitmap.getHeight());
+        return fromDecoded(bitmap,
+                description + ", " + bitmap.getWidth() + "×" + bitmap.getHeight());
     }
 
     /** Largest power of two that brings both sides to at most {@link #MAX_EXACT_SIDE}, or 1. */
@@ -117,13 +120,15 @@ final class ImageLoader {
         try {
             stream = resolver.openInputStream(uri);
             if (stream == null) {
-                throw new ImageDecodeException("cannot open " + name + ": the provider returned nothing");
+                throw new ImageDecodeException("cannot open " + name
+                        + ": the provider returned nothing");
             }
             return BitmapFactory.decodeStream(stream, null, options);
         } catch (IOException failed) {
             throw new ImageDecodeException("cannot read " + name + ": " + failed.getMessage());
         } catch (SecurityException denied) {
-            throw new ImageDecodeException("no permission to read " + name + ": " + denied.getMessage());
+            throw new ImageDecodeException("no permission to read " + name + ": "
+                    + denied.getMessage());
         } finally {
             closeQuietly(stream);
         }

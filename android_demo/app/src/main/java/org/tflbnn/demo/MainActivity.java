@@ -2,12 +2,10 @@ package org.tflbnn.demo;
 
 import android.app.Activity;
 import android.content.ActivityNotFoundException;
-import android.content.ClipData;
 import android.content.Intent;
 import android.graphics.Bitmap;
 import android.net.Uri;
 import android.os.Bundle;
-import android.provider.MediaStore;
 import android.view.View;
 import android.widget.ArrayAdapter;
 import android.widget.Button;
@@ -129,10 +127,13 @@ public final class MainActivity extends Activity {
                 }
                 break;
             case REQUEST_MODEL:
-                onModelPicked(pickedUris(data));
+                onModelPicked(Pickers.pickedUris(data));
                 break;
             case REQUEST_METADATA:
-                if (data.getData() != null && modelAwaitingMetadata != null) {
+                if (modelAwaitingMetadata == null) {
+                    // Android ended the app while the picker was open and forgot the model.
+                    showError(getString(R.string.model_pick_lost));
+                } else if (data.getData() != null) {
                     onMetadataPicked(modelAwaitingMetadata, data.getData());
                 }
                 modelAwaitingMetadata = null;
@@ -174,29 +175,19 @@ public final class MainActivity extends Activity {
         findViewById(R.id.button_gallery).setOnClickListener(new View.OnClickListener() {
             @Override
             public void onClick(View view) {
-                Intent intent = new Intent(Intent.ACTION_GET_CONTENT);
-                intent.setType("image/*");
-                intent.addCategory(Intent.CATEGORY_OPENABLE);
-                startPicker(intent, REQUEST_IMAGE);
+                startPicker(Pickers.image(), REQUEST_IMAGE);
             }
         });
         findViewById(R.id.button_camera).setOnClickListener(new View.OnClickListener() {
             @Override
             public void onClick(View view) {
-                // No EXTRA_OUTPUT: the camera app returns a thumbnail in the result, so this
-                // app needs neither the camera nor a storage permission.
-                startPicker(new Intent(MediaStore.ACTION_IMAGE_CAPTURE), REQUEST_PHOTO);
+                startPicker(Pickers.cameraThumbnail(), REQUEST_PHOTO);
             }
         });
         findViewById(R.id.button_open_model).setOnClickListener(new View.OnClickListener() {
             @Override
             public void onClick(View view) {
-                // Any type: providers label .tflite (and often .json) files inconsistently.
-                Intent intent = new Intent(Intent.ACTION_OPEN_DOCUMENT);
-                intent.setType("*/*");
-                intent.addCategory(Intent.CATEGORY_OPENABLE);
-                intent.putExtra(Intent.EXTRA_ALLOW_MULTIPLE, true);
-                startPicker(intent, REQUEST_MODEL);
+                startPicker(Pickers.modelFiles(), REQUEST_MODEL);
             }
         });
         findViewById(R.id.button_classify).setOnClickListener(new View.OnClickListener() {
@@ -213,19 +204,6 @@ public final class MainActivity extends Activity {
         } catch (ActivityNotFoundException missing) {
             showError(getString(R.string.no_picker));
         }
-    }
-
-    private static List<Uri> pickedUris(Intent data) {
-        List<Uri> uris = new ArrayList<Uri>();
-        ClipData clip = data.getClipData();
-        if (clip != null) {
-            for (int i = 0; i < clip.getItemCount(); i++) {
-                uris.add(clip.getItemAt(i).getUri());
-            }
-        } else if (data.getData() != null) {
-            uris.add(data.getData());
-        }
-        return uris;
     }
 
     private void onModelPicked(final List<Uri> uris) {
@@ -249,10 +227,7 @@ public final class MainActivity extends Activity {
                 } else {
                     modelAwaitingMetadata = selection;
                     showStatus(getString(R.string.pick_metadata_prompt, selection.modelName()));
-                    Intent intent = new Intent(Intent.ACTION_OPEN_DOCUMENT);
-                    intent.setType("*/*");
-                    intent.addCategory(Intent.CATEGORY_OPENABLE);
-                    startPicker(intent, REQUEST_METADATA);
+                    startPicker(Pickers.metadataFile(), REQUEST_METADATA);
                 }
             }
 
@@ -427,7 +402,8 @@ public final class MainActivity extends Activity {
     }
 
     /** Queues a task with the action buttons disabled until every queued task has answered. */
-    private <T> void submit(BackgroundWorker.Task<T> task, final BackgroundWorker.Callback<T> callback) {
+    private <T> void submit(BackgroundWorker.Task<T> task,
+            final BackgroundWorker.Callback<T> callback) {
         tasksRunning++;
         setActionsEnabled(false);
         worker.submit(task, new BackgroundWorker.Callback<T>() {

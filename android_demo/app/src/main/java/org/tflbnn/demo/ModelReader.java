@@ -67,7 +67,8 @@ final class ModelReader {
      */
     static LoadedModel fromDocuments(ContentResolver resolver, ModelSelection documents)
             throws ModelLoadException {
-        byte[] model = readDocument(resolver, documents.modelUri(), documents.modelName(), MAX_MODEL_BYTES);
+        byte[] model = readDocument(resolver, documents.modelUri(), documents.modelName(),
+                MAX_MODEL_BYTES);
         byte[] metadata = readDocument(resolver, documents.metadataUri(), documents.metadataName(),
                 MAX_METADATA_BYTES);
         return check(documents.modelName(), model, documents.metadataName(), metadata);
@@ -77,7 +78,8 @@ final class ModelReader {
             byte[] metadataBytes) throws ModelLoadException {
         // The TFLite Interpreter accepts a model buffer only if it is memory-mapped or direct in
         // native byte order (IllegalArgumentException otherwise).
-        ByteBuffer buffer = ByteBuffer.allocateDirect(modelBytes.length).order(ByteOrder.nativeOrder());
+        ByteBuffer buffer = ByteBuffer.allocateDirect(modelBytes.length)
+                .order(ByteOrder.nativeOrder());
         buffer.put(modelBytes);
         buffer.rewind();
         TfliteModel tflite;
@@ -108,16 +110,19 @@ final class ModelReader {
         try {
             InputStream stream = resolver.openInputStream(uri);
             if (stream == null) {
-                throw new ModelLoadException("cannot open " + name + ": the provider returned nothing");
+                throw new ModelLoadException("cannot open " + name
+                        + ": the provider returned nothing");
             }
             return readAll(stream, limit);
         } catch (FileNotFoundException missing) {
-            throw new ModelLoadException("cannot open " + name + ": " + missing.getMessage(), missing);
+            throw new ModelLoadException("cannot open " + name + ": " + missing.getMessage(),
+                    missing);
         } catch (IOException failed) {
-            throw new ModelLoadException("cannot read " + name + ": " + failed.getMessage(), failed);
+            throw new ModelLoadException("cannot read " + name + ": " + failed.getMessage(),
+                    failed);
         } catch (SecurityException denied) {
-            throw new ModelLoadException("no permission to read " + name + ": " + denied.getMessage(),
-                    denied);
+            throw new ModelLoadException("no permission to read " + name + ": "
+                    + denied.getMessage(), denied);
         }
     }
 

@@ -2,7 +2,7 @@ package org.tflbnn.demo;
 
 import android.graphics.Bitmap;
 
-/** Decoded image pixels as the core expects them, with a bitmap to show. Immutable by convention. */
+/** Decoded image pixels as the core expects them, with a bitmap to show. Never modified. */
 final class PixelImage {
     private final int[] argb;
     private final int width;

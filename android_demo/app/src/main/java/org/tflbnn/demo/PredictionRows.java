@@ -36,7 +36,8 @@ final class PredictionRows {
             bar.setMax(BAR_MAX);
             bar.setProgress((int) Math.round(prediction.probability * BAR_MAX));
             container.addView(bar, new LinearLayout.LayoutParams(
-                    LinearLayout.LayoutParams.MATCH_PARENT, LinearLayout.LayoutParams.WRAP_CONTENT));
+                    LinearLayout.LayoutParams.MATCH_PARENT,
+                    LinearLayout.LayoutParams.WRAP_CONTENT));
         }
     }
 

@@ -18,8 +18,9 @@ final class ReportText {
      */
     static String latency(LatencyStats latency, int threads) {
         return String.format(Locale.ROOT, "median %.2f ms, p90 %.2f ms%n%d runs on %d thread%s "
-                + "(mean %.2f ms, min %.2f ms)", latency.medianMs(), latency.p90Ms(), latency.runs(),
-                threads, threads == 1 ? "" : "s", latency.meanMs(), latency.minMs());
+                + "(mean %.2f ms, min %.2f ms)", latency.medianMs(), latency.p90Ms(),
+                latency.runs(), threads, threads == 1 ? "" : "s", latency.meanMs(),
+                latency.minMs());
     }
 
     /**

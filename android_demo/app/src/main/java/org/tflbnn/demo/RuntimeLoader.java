@@ -51,7 +51,8 @@ final class RuntimeLoader {
             throw new ModelLoadException("the TFLite/LCE interpreter rejected the model: "
                     + cause, cause);
         } catch (InstantiationException | IllegalAccessException broken) {
-            throw new RuntimeUnavailableException(ENGINE_CLASS + " cannot be instantiated: " + broken);
+            throw new RuntimeUnavailableException(ENGINE_CLASS + " cannot be instantiated: "
+                    + broken);
         }
     }
 
@@ -68,7 +69,8 @@ final class RuntimeLoader {
                     + InferenceEngine.class.getName());
         }
         try {
-            return found.asSubclass(InferenceEngine.class).getConstructor(ByteBuffer.class, int.class);
+            return found.asSubclass(InferenceEngine.class)
+                    .getConstructor(ByteBuffer.class, int.class);
         } catch (NoSuchMethodException missing) {
             throw new RuntimeUnavailableException(ENGINE_CLASS
                     + " has no public constructor (ByteBuffer, int)");
