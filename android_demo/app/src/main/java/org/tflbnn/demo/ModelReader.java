@@ -86,15 +86,14 @@ final class ModelReader {
         try {
             tflite = TfliteModel.read(buffer);
         } catch (InvalidModelException invalid) {
-            throw new ModelLoadException(modelName + " is not a usable TFLite model: "
-                    + invalid.getMessage(), invalid);
+            // The core's message already says "not a TFLite model" or "corrupt ...".
+            throw new ModelLoadException(modelName + ": " + invalid.getMessage(), invalid);
         }
         ModelMetadata metadata;
         try {
             metadata = ModelMetadata.parse(new String(metadataBytes, UTF_8));
         } catch (MetadataException invalid) {
-            throw new ModelLoadException(metadataName + " is not valid model metadata: "
-                    + invalid.getMessage(), invalid);
+            throw new ModelLoadException(metadataName + ": " + invalid.getMessage(), invalid);
         }
         try {
             Classifier.checkCompatible(tflite, metadata);
