@@ -1,12 +1,19 @@
 # The two set-up commands: `make demo` (train, convert, verify, benchmark on the embedded data)
-# and `make test` (the unit suite). Both create .venv and install what is missing first.
-.PHONY: demo test install full-data benchmark clean
+# and `make test` (the Python unit suite, then the Android demo's offline checks). Both create
+# .venv and install what is missing first.
+.PHONY: demo test test-python test-android install full-data benchmark clean
 
 demo:
 	scripts/bootstrap.sh tflbnn demo
 
-test:
+test: test-python test-android
+
+test-python:
 	scripts/bootstrap.sh pytest -q
+
+# JUnit tests of the app logic with golden parity against Python, and the offline APK build.
+test-android:
+	android_demo/tools/check.sh
 
 install:
 	scripts/bootstrap.sh
@@ -20,4 +27,4 @@ benchmark: full-data
 	scripts/bootstrap.sh python benchmarks/reactnet_fashion_mnist.py
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache build android_demo/build
