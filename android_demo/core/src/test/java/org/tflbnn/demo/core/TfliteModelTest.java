@@ -165,7 +165,17 @@ public class TfliteModelTest {
         ByteBuffer buffer = ByteBuffer.wrap(vtableBeyondStart).order(ByteOrder.LITTLE_ENDIAN);
         int root = buffer.getInt(0);
         buffer.putInt(root, root + 1000); // the vtable would start 1000 bytes before the file
-        assertInvalid(vtableBeyondStart, "corrupt TFLite model: model (vtable) points to bytes -1000");
+        assertInvalid(vtableBeyondStart,
+                "corrupt TFLite model: model (vtable) points to bytes -1000");
+    }
+
+    @Test
+    public void builtinCodesAbove127ComeFromTheNewField() throws Exception {
+        // GELU is code 150; the int8 deprecated field holds 127 (PLACEHOLDER_FOR_GREATER_OP_CODES).
+        TfliteModel model = TfliteModel.read(ByteBuffer.wrap(
+                TestResources.bytes("tiny_float.tflite")));
+        assertEquals(Integer.valueOf(1), model.opCounts().get("GELU"));
+        assertFalse(model.opCounts().containsKey("PLACEHOLDER_FOR_GREATER_OP_CODES"));
     }
 
     @Test
@@ -174,7 +184,7 @@ public class TfliteModelTest {
                 TestResources.bytes("tiny_float.tflite")));
         assertFalse(model.usesLceOps());
         assertEquals(0, model.binaryConvCount());
-        assertEquals("2404 bytes, input [1, 4, 4, 1] float32, output [1, 3] float32",
+        assertEquals("2796 bytes, input [1, 4, 4, 1] float32, output [1, 3] float32",
                 model.toString());
     }
 

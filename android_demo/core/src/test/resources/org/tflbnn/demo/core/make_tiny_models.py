@@ -4,8 +4,9 @@ Run from the repository root with the project's virtual environment:
     .venv/bin/python android_demo/core/src/test/resources/org/tflbnn/demo/core/make_tiny_models.py
 
 Writes, next to this script: tiny_lce.tflite (a binary conv network converted by LCE),
-tiny_float.tflite (plain TFLite, no LCE ops), tiny_two_inputs.tflite (two inputs, for the
-"one input" check) and tiny_models.json (facts from tflbnn's Python flatbuffer reader).
+tiny_float.tflite (plain TFLite, no LCE ops, one op with a code above 127),
+tiny_two_inputs.tflite (two inputs, for the "one input" check) and tiny_models.json (facts
+from tflbnn's Python flatbuffer reader). The output is deterministic (fixed seed).
 """
 
 import collections
@@ -42,6 +43,8 @@ def lce_model() -> tf.keras.Model:
 def float_model() -> tf.keras.Model:
     inputs = tf.keras.Input((4, 4, 1))
     x = tf.keras.layers.Conv2D(2, 3, padding="same", activation="relu")(inputs)
+    # GELU has builtin code 150: stored in builtin_code, with 127 in the int8 deprecated field.
+    x = tf.keras.layers.Activation(tf.nn.gelu)(x)
     x = tf.keras.layers.Flatten()(x)
     outputs = tf.keras.layers.Dense(3, activation="softmax")(x)
     return tf.keras.Model(inputs, outputs)
