@@ -64,11 +64,7 @@ public final class ModelMetadata {
         } catch (JsonException error) {
             throw new MetadataException("model metadata is not valid JSON: " + error.getMessage());
         }
-        if (!(root instanceof Map)) {
-            throw new MetadataException("model metadata must be a JSON object, got "
-                    + MetadataFields.describe(root));
-        }
-        Map<String, Object> fields = MetadataFields.asObject(root, "metadata");
+        Map<String, Object> fields = MetadataFields.asObject(root, "model metadata");
         checkFormat(fields);
         checkVersion(fields);
         String name = "";

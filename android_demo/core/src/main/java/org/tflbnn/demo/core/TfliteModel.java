@@ -75,12 +75,13 @@ public final class TfliteModel {
             throw new InvalidModelException("not a TFLite model: " + size + " bytes is too short "
                     + "(a model starts with an 8-byte header ending in \"" + IDENTIFIER + "\")");
         }
-        byte[] identifier = new byte[4];
-        for (int i = 0; i < 4; i++) {
+        byte[] identifier = new byte[IDENTIFIER.length()];
+        boolean isTflite = true;
+        for (int i = 0; i < identifier.length; i++) {
             identifier[i] = data.get(4 + i);
+            isTflite &= identifier[i] == IDENTIFIER.charAt(i);
         }
-        if (!Arrays.equals(identifier, IDENTIFIER.getBytes(java.nio.charset.Charset.forName(
-                "US-ASCII")))) {
+        if (!isTflite) {
             throw new InvalidModelException("not a TFLite model: file identifier \""
                     + printable(identifier) + "\" at bytes 4..8, expected \"" + IDENTIFIER + "\"");
         }
