@@ -20,7 +20,7 @@ import javax.imageio.ImageIO;
 import org.junit.Test;
 
 /**
- * The flatbuffer reader against tiny models made by make_tiny_models.py (test resources), whose
+ * The flatbuffer reader against tiny models made by scripts/make_android_test_models.py, whose
  * facts tflbnn's Python reader (TensorFlow's generated schema code) wrote to tiny_models.json.
  */
 public class TfliteModelTest {

@@ -1,9 +1,9 @@
 """Make the tiny .tflite files the JVM tests read, and their facts as tflbnn's reader sees them.
 
 Run from the repository root with the project's virtual environment:
-    .venv/bin/python android_demo/core/src/test/resources/org/tflbnn/demo/core/make_tiny_models.py
+    .venv/bin/python scripts/make_android_test_models.py
 
-Writes, next to this script: tiny_lce.tflite (a binary conv network converted by LCE),
+Writes, into the JVM tests' resources (android_demo/core/src/test/resources/org/tflbnn/demo/core): tiny_lce.tflite (a binary conv network converted by LCE),
 tiny_float.tflite (plain TFLite, no LCE ops, one op with a code above 127),
 tiny_two_inputs.tflite (two inputs, for the "one input" check) and tiny_models.json (facts
 from tflbnn's Python flatbuffer reader). The output is deterministic (fixed seed).
@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from tflbnn.converters.flatbuffer import read_tflite
 
-HERE = Path(__file__).resolve().parent
+HERE = (Path(__file__).resolve().parent.parent / "android_demo" / "core" / "src" / "test"
+        / "resources" / "org" / "tflbnn" / "demo" / "core")
 
 
 def lce_model() -> tf.keras.Model:
