@@ -1,7 +1,7 @@
 # The two set-up commands: `make demo` (train, convert, verify, benchmark on the embedded data)
 # and `make test` (the Python unit suite, then the Android demo's offline checks). Both create
 # .venv and install what is missing first.
-.PHONY: demo test test-python test-android install full-data benchmark clean
+.PHONY: demo test test-python test-android app-model install full-data benchmark clean
 
 demo:
 	scripts/bootstrap.sh tflbnn demo
@@ -14,6 +14,10 @@ test-python:
 # JUnit tests of the app logic with golden parity against Python, and the offline APK build.
 test-android:
 	android_demo/tools/check.sh
+
+# Make the model `make demo` wrote the Android demo app's bundled model.
+app-model:
+	scripts/bootstrap.sh tflbnn app-model runs/demo/model.tflite
 
 install:
 	scripts/bootstrap.sh

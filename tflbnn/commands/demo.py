@@ -44,4 +44,5 @@ def run(args: argparse.Namespace) -> int:
     report = config.run_dir / "report.md"
     print(report.read_text())
     print(f"written to {config.run_dir}/ (report: {report})")
+    print(f"to bundle it in the Android demo app: tflbnn app-model {config.run_dir}/model.tflite")
     return 0
