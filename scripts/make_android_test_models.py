@@ -9,7 +9,6 @@ tiny_two_inputs.tflite (two inputs, for the "one input" check) and tiny_models.j
 from tflbnn's Python flatbuffer reader). The output is deterministic (fixed seed).
 """
 
-import collections
 import json
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import larq as lq
 import larq_compute_engine as lce
 import tensorflow as tf
 
-from tflbnn.converters.flatbuffer import read_tflite
+from tflbnn.android import tflite_facts
+from tflbnn.converters import read_tflite
 
 HERE = (Path(__file__).resolve().parent.parent / "android_demo" / "core" / "src" / "test"
         / "resources" / "org" / "tflbnn" / "demo" / "core")
@@ -58,23 +58,6 @@ def two_input_model() -> tf.keras.Model:
     return tf.keras.Model([first, second], outputs)
 
 
-def facts(data: bytes) -> dict:
-    info = read_tflite(data)
-    ops = collections.Counter(op.name for op in info.ops if op.subgraph == 0)
-    return {
-        "size_bytes": info.size_bytes,
-        "input_count": len(info.inputs),
-        "output_count": len(info.outputs),
-        "input_shape": list(info.inputs[0].shape),
-        "input_dtype": info.inputs[0].dtype,
-        "output_shape": list(info.outputs[0].shape),
-        "output_dtype": info.outputs[0].dtype,
-        "ops": dict(ops.most_common()),
-        "binary_convs": ops.get("LceBconv2d", 0),
-        "uses_lce_ops": info.uses_lce_ops,
-    }
-
-
 def main() -> None:
     tf.keras.utils.set_random_seed(0)
     models = {
@@ -86,7 +69,7 @@ def main() -> None:
     manifest = {}
     for name, data in models.items():
         (HERE / name).write_bytes(data)
-        manifest[name] = facts(data)
+        manifest[name] = tflite_facts(read_tflite(data))
     (HERE / "tiny_models.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 

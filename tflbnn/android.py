@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from tflbnn.classifier import TFLiteClassifier
+from tflbnn.converters import TFLiteModelInfo
 from tflbnn.data import IMAGENET_MEAN, IMAGENET_STD, load_fashion_mnist, load_image, preprocess
 from tflbnn.metadata import Preprocessing, write_files_together
 
@@ -43,6 +44,7 @@ __all__ = [
     "GOLDEN_FORMAT",
     "GOLDEN_PREPROCESSING",
     "install_app_model",
+    "tflite_facts",
     "write_golden",
 ]
 
@@ -105,14 +107,22 @@ def install_app_model(model_path: str | os.PathLike,
     })
 
 
-def _model_facts(classifier: TFLiteClassifier) -> dict:
-    info = classifier.info
+def tflite_facts(info: TFLiteModelInfo) -> dict:
+    """What the app's flatbuffer reader must find in a model, as read by ``read_tflite``.
+
+    Args:
+        info: a model read by ``tflbnn.converters.read_tflite``.
+
+    Returns:
+        JSON-ready facts: size, input/output counts, shapes and dtypes of the first input and
+        output, the operator histogram of the main subgraph (most frequent first), the number
+        of ``LceBconv2d`` ops and whether any LCE op is used.
+    """
     main_ops = collections.Counter(op.name for op in info.ops if op.subgraph == 0)
     return {
-        "name": _MODEL_CASE,
-        "tflite": APP_MODEL_FILE,
-        "metadata": APP_METADATA_FILE,
         "size_bytes": info.size_bytes,
+        "input_count": len(info.inputs),
+        "output_count": len(info.outputs),
         "input_shape": list(info.inputs[0].shape),
         "input_dtype": info.inputs[0].dtype,
         "output_shape": list(info.outputs[0].shape),
@@ -256,7 +266,8 @@ def _fill_golden(folder: Path, classifier: TFLiteClassifier, images: list[Path],
     manifest = {
         "format": GOLDEN_FORMAT,
         "version": GOLDEN_VERSION,
-        "models": [_model_facts(classifier)],
+        "models": [{"name": _MODEL_CASE, "tflite": APP_MODEL_FILE, "metadata": APP_METADATA_FILE,
+                    **tflite_facts(classifier.info)}],
         "cases": cases,
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")

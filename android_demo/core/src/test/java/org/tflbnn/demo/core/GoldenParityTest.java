@@ -67,7 +67,8 @@ public class GoldenParityTest {
             Image image = decodedImage(testCase);
             float[] java = ImagePreprocessor.preprocess(image.argb, image.width, image.height, p);
             float[] python = floats(new File(goldenDir, (String) testCase.get("input")));
-            assertArrayEquals(name, ints(testCase.get("input_shape")), p.inputShape());
+            assertArrayEquals(name, TestResources.ints(testCase.get("input_shape")),
+                    p.inputShape());
             assertEquals(name + ": input length", python.length, java.length);
             for (int i = 0; i < java.length; i++) {
                 double difference = Math.abs((double) java[i] - python[i]);
@@ -232,7 +233,7 @@ public class GoldenParityTest {
             throws IOException {
         BufferedImage decoded = ImageIO.read(new File(goldenDir, file));
         assertTrue(file + ": javax.imageio cannot read it", decoded != null);
-        int[] shape = ints(testCase.get("decoded_shape"));
+        int[] shape = TestResources.ints(testCase.get("decoded_shape"));
         byte[] python = read(new File(goldenDir, (String) testCase.get("decoded")));
         assertEquals(file + ": height", shape[0], decoded.getHeight());
         assertEquals(file + ": width", shape[1], decoded.getWidth());
@@ -288,7 +289,7 @@ public class GoldenParityTest {
 
     /** Python's decoded pixels as ARGB: grey repeated to r = g = b, opaque. */
     private static Image decodedImage(Map<String, Object> testCase) throws IOException {
-        int[] shape = ints(testCase.get("decoded_shape"));
+        int[] shape = TestResources.ints(testCase.get("decoded_shape"));
         byte[] pixels = read(new File(goldenDir, (String) testCase.get("decoded")));
         int height = shape[0];
         int width = shape[1];
@@ -382,14 +383,5 @@ public class GoldenParityTest {
     @SuppressWarnings("unchecked")
     private static Map<String, Object> object(Object value) {
         return (Map<String, Object>) value;
-    }
-
-    private static int[] ints(Object list) {
-        List<?> values = (List<?>) list;
-        int[] out = new int[values.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = ((Double) values.get(i)).intValue();
-        }
-        return out;
     }
 }

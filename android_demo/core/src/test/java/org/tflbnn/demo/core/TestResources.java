@@ -4,6 +4,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.Charset;
+import java.util.List;
 
 /** Reads the files under src/test/resources/org/tflbnn/demo/core/. */
 final class TestResources {
@@ -39,5 +40,15 @@ final class TestResources {
             out.write(chunk, 0, read);
         }
         return out.toByteArray();
+    }
+
+    /** A JSON array of numbers (as parsed by Json: Doubles) as ints, e.g. a tensor shape. */
+    static int[] ints(Object list) {
+        List<?> values = (List<?>) list;
+        int[] out = new int[values.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = ((Double) values.get(i)).intValue();
+        }
+        return out;
     }
 }

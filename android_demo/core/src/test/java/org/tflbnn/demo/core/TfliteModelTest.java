@@ -44,9 +44,11 @@ public class TfliteModelTest {
             assertEquals(name, number(facts.get("input_count")), model.inputCount());
             assertEquals(name, number(facts.get("output_count")), model.outputCount());
         }
-        assertArrayEquals(name, ints(facts.get("input_shape")), model.inputShape());
+        assertArrayEquals(name, TestResources.ints(facts.get("input_shape")),
+                model.inputShape());
         assertEquals(name, facts.get("input_dtype"), model.inputType());
-        assertArrayEquals(name, ints(facts.get("output_shape")), model.outputShape());
+        assertArrayEquals(name, TestResources.ints(facts.get("output_shape")),
+                model.outputShape());
         assertEquals(name, facts.get("output_dtype"), model.outputType());
         Map<?, ?> ops = (Map<?, ?>) facts.get("ops");
         // Same names, counts and order (most frequent first, ties in order of appearance).
@@ -212,14 +214,5 @@ public class TfliteModelTest {
 
     private static long number(Object value) {
         return ((Double) value).longValue();
-    }
-
-    private static int[] ints(Object list) {
-        List<?> values = (List<?>) list;
-        int[] out = new int[values.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = ((Double) values.get(i)).intValue();
-        }
-        return out;
     }
 }
