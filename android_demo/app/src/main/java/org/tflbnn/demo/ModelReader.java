@@ -2,7 +2,6 @@ package org.tflbnn.demo;
 
 import android.content.ContentResolver;
 import android.content.res.AssetManager;
-import android.net.Uri;
 
 import org.tflbnn.demo.core.Classifier;
 import org.tflbnn.demo.core.InvalidModelException;
@@ -35,6 +34,15 @@ final class ModelReader {
     private ModelReader() {
     }
 
+    /** Opens one of the files to read; the Android sources (assets, documents) implement it. */
+    interface StreamOpener {
+        /**
+         * @return the file's content, or null if the provider returned nothing
+         * @throws IOException if it cannot be opened (FileNotFoundException when it is missing)
+         */
+        InputStream open() throws IOException;
+    }
+
     /**
      * Reads the default model bundled as assets/model.tflite and assets/model.json.
      *
@@ -42,19 +50,42 @@ final class ModelReader {
      * @return the checked model
      * @throws ModelLoadException if a file is missing, unreadable or invalid, or they do not match
      */
-    static LoadedModel fromAssets(AssetManager assets) throws ModelLoadException {
+    static LoadedModel fromAssets(final AssetManager assets) throws ModelLoadException {
+        return fromBundle(new StreamOpener() {
+            @Override
+            public InputStream open() throws IOException {
+                return assets.open(ASSET_MODEL);
+            }
+        }, new StreamOpener() {
+            @Override
+            public InputStream open() throws IOException {
+                return assets.open(ASSET_METADATA);
+            }
+        });
+    }
+
+    /**
+     * {@link #fromAssets} without Android: reads and checks the bundled pair.
+     *
+     * @param model opens assets/model.tflite
+     * @param metadata opens assets/model.json
+     * @return the checked model
+     * @throws ModelLoadException if a file is missing, unreadable or invalid, or they do not match
+     */
+    static LoadedModel fromBundle(StreamOpener model, StreamOpener metadata)
+            throws ModelLoadException {
         String modelName = "assets/" + ASSET_MODEL;
         String metadataName = "assets/" + ASSET_METADATA;
-        byte[] model;
-        byte[] metadata;
+        byte[] modelBytes;
+        byte[] metadataBytes;
         try {
-            model = readAll(assets.open(ASSET_MODEL), MAX_MODEL_BYTES);
-            metadata = readAll(assets.open(ASSET_METADATA), MAX_METADATA_BYTES);
+            modelBytes = readAll(model.open(), MAX_MODEL_BYTES);
+            metadataBytes = readAll(metadata.open(), MAX_METADATA_BYTES);
         } catch (IOException failed) {
             throw new ModelLoadException("cannot read the bundled model (" + modelName + ", "
                     + metadataName + "): " + failed.getMessage(), failed);
         }
-        return check(modelName, model, metadataName, metadata);
+        return check(modelName, modelBytes, metadataName, metadataBytes);
     }
 
     /**
@@ -65,16 +96,35 @@ final class ModelReader {
      * @return the checked model
      * @throws ModelLoadException if a file is unreadable or invalid, or they do not match
      */
-    static LoadedModel fromDocuments(ContentResolver resolver, ModelSelection documents)
-            throws ModelLoadException {
-        byte[] model = readDocument(resolver, documents.modelUri(), documents.modelName(),
-                MAX_MODEL_BYTES);
-        byte[] metadata = readDocument(resolver, documents.metadataUri(), documents.metadataName(),
-                MAX_METADATA_BYTES);
+    static LoadedModel fromDocuments(final ContentResolver resolver,
+            final ModelSelection documents) throws ModelLoadException {
+        byte[] model = readDocument(new StreamOpener() {
+            @Override
+            public InputStream open() throws IOException {
+                return resolver.openInputStream(documents.modelUri());
+            }
+        }, documents.modelName(), MAX_MODEL_BYTES);
+        byte[] metadata = readDocument(new StreamOpener() {
+            @Override
+            public InputStream open() throws IOException {
+                return resolver.openInputStream(documents.metadataUri());
+            }
+        }, documents.metadataName(), MAX_METADATA_BYTES);
         return check(documents.modelName(), model, documents.metadataName(), metadata);
     }
 
-    private static LoadedModel check(String modelName, byte[] modelBytes, String metadataName,
+    /**
+     * Checks that a model file and a metadata file belong together.
+     *
+     * @param modelName the .tflite file's name as shown to the user
+     * @param modelBytes its content
+     * @param metadataName the .json file's name as shown to the user
+     * @param metadataBytes its content, UTF-8
+     * @return the checked model
+     * @throws ModelLoadException naming the file: not a TFLite model, metadata that is not valid
+     *     tflbnn metadata, or metadata that does not fit the model
+     */
+    static LoadedModel check(String modelName, byte[] modelBytes, String metadataName,
             byte[] metadataBytes) throws ModelLoadException {
         // The TFLite Interpreter accepts a model buffer only if it is memory-mapped or direct in
         // native byte order (IllegalArgumentException otherwise).
@@ -104,10 +154,19 @@ final class ModelReader {
         return new LoadedModel(modelName, metadataName, buffer, tflite, metadata);
     }
 
-    private static byte[] readDocument(ContentResolver resolver, Uri uri, String name, int limit)
+    /**
+     * Reads a picked document, turning every failure into a message that names it.
+     *
+     * @param document opens it
+     * @param name its display name
+     * @param limit the most bytes it may have
+     * @return its content
+     * @throws ModelLoadException if it cannot be opened, read or permitted, or is too large
+     */
+    static byte[] readDocument(StreamOpener document, String name, int limit)
             throws ModelLoadException {
         try {
-            InputStream stream = resolver.openInputStream(uri);
+            InputStream stream = document.open();
             if (stream == null) {
                 throw new ModelLoadException("cannot open " + name
                         + ": the provider returned nothing");

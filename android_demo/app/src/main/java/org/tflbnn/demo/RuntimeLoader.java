@@ -38,7 +38,25 @@ final class RuntimeLoader {
      */
     static InferenceEngine create(ByteBuffer model, int threads)
             throws RuntimeUnavailableException, ModelLoadException {
-        Constructor<? extends InferenceEngine> constructor = engineConstructor();
+        return create(ENGINE_CLASS, model, threads);
+    }
+
+    /**
+     * {@link #create(ByteBuffer, int)} with the engine class named; the app always passes
+     * {@link #ENGINE_CLASS}, the JVM tests also others (absent, broken, failing).
+     *
+     * @param engineClass fully qualified name of an {@link InferenceEngine} with a public
+     *     (ByteBuffer, int) constructor
+     * @param model as for {@link #create(ByteBuffer, int)}
+     * @param threads as for {@link #create(ByteBuffer, int)}
+     * @return a new engine; close it when done
+     * @throws RuntimeUnavailableException if the class is absent, unusable, or cannot load its
+     *     native library on this device
+     * @throws ModelLoadException if its constructor rejects the model
+     */
+    static InferenceEngine create(String engineClass, ByteBuffer model, int threads)
+            throws RuntimeUnavailableException, ModelLoadException {
+        Constructor<? extends InferenceEngine> constructor = engineConstructor(engineClass);
         try {
             return constructor.newInstance(model, threads);
         } catch (InvocationTargetException failed) {
@@ -51,28 +69,28 @@ final class RuntimeLoader {
             throw new ModelLoadException("the TFLite/LCE interpreter rejected the model: "
                     + cause, cause);
         } catch (InstantiationException | IllegalAccessException broken) {
-            throw new RuntimeUnavailableException(ENGINE_CLASS + " cannot be instantiated: "
+            throw new RuntimeUnavailableException(engineClass + " cannot be instantiated: "
                     + broken);
         }
     }
 
-    private static Constructor<? extends InferenceEngine> engineConstructor()
+    private static Constructor<? extends InferenceEngine> engineConstructor(String engineClass)
             throws RuntimeUnavailableException {
         Class<?> found;
         try {
-            found = Class.forName(ENGINE_CLASS);
+            found = Class.forName(engineClass);
         } catch (ClassNotFoundException absent) {
             throw new RuntimeUnavailableException(NOT_BUILT_IN);
         }
         if (!InferenceEngine.class.isAssignableFrom(found)) {
-            throw new RuntimeUnavailableException(ENGINE_CLASS + " does not implement "
+            throw new RuntimeUnavailableException(engineClass + " does not implement "
                     + InferenceEngine.class.getName());
         }
         try {
             return found.asSubclass(InferenceEngine.class)
                     .getConstructor(ByteBuffer.class, int.class);
         } catch (NoSuchMethodException missing) {
-            throw new RuntimeUnavailableException(ENGINE_CLASS
+            throw new RuntimeUnavailableException(engineClass
                     + " has no public constructor (ByteBuffer, int)");
         }
     }
