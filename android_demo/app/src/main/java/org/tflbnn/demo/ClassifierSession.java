@@ -20,9 +20,23 @@ final class ClassifierSession implements Closeable {
     /** Predictions shown on screen. */
     static final int TOP_K = 5;
 
+    private final String engineClass;
     private LoadedModel model;
     private InferenceEngine engine;
     private int engineThreads;
+
+    /** A session whose engines are the TFLite/LCE runtime's. */
+    ClassifierSession() {
+        this(RuntimeLoader.ENGINE_CLASS);
+    }
+
+    /**
+     * @param engineClass the InferenceEngine implementation to build (see RuntimeLoader); the
+     *     app uses RuntimeLoader.ENGINE_CLASS, the JVM tests a double of it
+     */
+    ClassifierSession(String engineClass) {
+        this.engineClass = engineClass;
+    }
 
     /**
      * Makes a model current and builds its engine. The model stays current even when no
@@ -81,7 +95,7 @@ final class ClassifierSession implements Closeable {
             return;
         }
         closeEngine();
-        engine = RuntimeLoader.create(model.bytes(), threads);
+        engine = RuntimeLoader.create(engineClass, model.bytes(), threads);
         engineThreads = threads;
     }
 

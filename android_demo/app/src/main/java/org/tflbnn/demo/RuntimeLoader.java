@@ -28,31 +28,15 @@ final class RuntimeLoader {
     /**
      * Builds an interpreter for a model.
      *
+     * @param engineClass fully qualified name of an {@link InferenceEngine} with a public
+     *     (ByteBuffer, int) constructor: {@link #ENGINE_CLASS} in the app, doubles in the tests
      * @param model the .tflite file in a direct ByteBuffer of native byte order, not modified
      *     afterwards (the interpreter keeps using it)
      * @param threads interpreter threads (at least 1)
      * @return a new engine; close it when done
-     * @throws RuntimeUnavailableException if this APK has no runtime or its native library
-     *     cannot be loaded on this device
+     * @throws RuntimeUnavailableException if this APK has no runtime (the class is absent or
+     *     unusable) or its native library cannot be loaded on this device
      * @throws ModelLoadException if the interpreter rejects the model (e.g. an op it does not know)
-     */
-    static InferenceEngine create(ByteBuffer model, int threads)
-            throws RuntimeUnavailableException, ModelLoadException {
-        return create(ENGINE_CLASS, model, threads);
-    }
-
-    /**
-     * {@link #create(ByteBuffer, int)} with the engine class named; the app always passes
-     * {@link #ENGINE_CLASS}, the JVM tests also others (absent, broken, failing).
-     *
-     * @param engineClass fully qualified name of an {@link InferenceEngine} with a public
-     *     (ByteBuffer, int) constructor
-     * @param model as for {@link #create(ByteBuffer, int)}
-     * @param threads as for {@link #create(ByteBuffer, int)}
-     * @return a new engine; close it when done
-     * @throws RuntimeUnavailableException if the class is absent, unusable, or cannot load its
-     *     native library on this device
-     * @throws ModelLoadException if its constructor rejects the model
      */
     static InferenceEngine create(String engineClass, ByteBuffer model, int threads)
             throws RuntimeUnavailableException, ModelLoadException {

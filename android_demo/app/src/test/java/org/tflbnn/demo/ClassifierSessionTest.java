@@ -23,7 +23,6 @@ import org.tflbnn.demo.core.ClassificationResult;
 import org.tflbnn.demo.core.ModelMetadata;
 import org.tflbnn.demo.core.Prediction;
 import org.tflbnn.demo.core.Preprocessing;
-import org.tflbnn.demo.runtime.LceInterpreterEngine;
 
 /**
  * ClassifierSession with the bundled model and the test double of the LCE engine, found by
@@ -42,15 +41,15 @@ public class ClassifierSessionTest {
 
     @Before
     public void setUp() throws Exception {
-        LceInterpreterEngine.reset();
+        RecordingEngine.reset();
         model = AppFiles.bundledModel();
-        session = new ClassifierSession();
+        session = new ClassifierSession(RecordingEngine.class.getName());
     }
 
     @After
     public void tearDown() {
         session.close();
-        LceInterpreterEngine.reset();
+        RecordingEngine.reset();
     }
 
     /** Grey level of pixel i of the test image (row-major, model-sized so nothing resizes). */
@@ -98,8 +97,8 @@ public class ClassifierSessionTest {
         return bytes;
     }
 
-    private static LceInterpreterEngine engine(int index) {
-        return LceInterpreterEngine.CREATED.get(index);
+    private static RecordingEngine engine(int index) {
+        return RecordingEngine.CREATED.get(index);
     }
 
     @Test
@@ -110,14 +109,14 @@ public class ClassifierSessionTest {
         } catch (IllegalStateException expected) {
             assertEquals("no model is loaded", expected.getMessage());
         }
-        assertTrue(LceInterpreterEngine.CREATED.isEmpty());
+        assertTrue(RecordingEngine.CREATED.isEmpty());
     }
 
     @Test
     public void setModelBuildsAnEngineOnTheModelBytes() throws Exception {
         session.setModel(model, 2);
-        assertEquals(1, LceInterpreterEngine.CREATED.size());
-        LceInterpreterEngine built = engine(0);
+        assertEquals(1, RecordingEngine.CREATED.size());
+        RecordingEngine built = engine(0);
         assertEquals(2, built.threads);
         assertEquals(0, built.modelPosition);
         assertTrue(built.model.isDirect());
@@ -182,7 +181,7 @@ public class ClassifierSessionTest {
         session.setModel(model, 2);
         session.classify(testImage(), 2, 1);
         session.classify(testImage(), 2, 2);
-        assertEquals(1, LceInterpreterEngine.CREATED.size());
+        assertEquals(1, RecordingEngine.CREATED.size());
         assertEquals(3, engine(0).runs());
         assertFalse(engine(0).isClosed());
     }
@@ -191,7 +190,7 @@ public class ClassifierSessionTest {
     public void newThreadCountClosesTheEngineAndBuildsAnother() throws Exception {
         session.setModel(model, 2);
         session.classify(testImage(), 4, 1);
-        assertEquals(2, LceInterpreterEngine.CREATED.size());
+        assertEquals(2, RecordingEngine.CREATED.size());
         assertTrue(engine(0).isClosed());
         assertEquals(0, engine(0).runs());
         assertEquals(4, engine(1).threads);
@@ -200,7 +199,7 @@ public class ClassifierSessionTest {
 
         session.classify(testImage(), 4, 1);
         session.classify(testImage(), 1, 1);
-        assertEquals(3, LceInterpreterEngine.CREATED.size());
+        assertEquals(3, RecordingEngine.CREATED.size());
         assertTrue(engine(1).isClosed());
         assertEquals(1, engine(2).threads);
     }
@@ -210,7 +209,7 @@ public class ClassifierSessionTest {
         session.setModel(model, 1);
         LoadedModel other = AppFiles.bundledModel();
         session.setModel(other, 1);
-        assertEquals(2, LceInterpreterEngine.CREATED.size());
+        assertEquals(2, RecordingEngine.CREATED.size());
         assertTrue(engine(0).isClosed());
         assertFalse(engine(1).isClosed());
         assertNotSame(engine(0).model, engine(1).model);
@@ -227,23 +226,23 @@ public class ClassifierSessionTest {
         session.close(); // a second close does nothing
         // The model is still current: classifying builds a new engine.
         session.classify(testImage(), 1, 1);
-        assertEquals(2, LceInterpreterEngine.CREATED.size());
+        assertEquals(2, RecordingEngine.CREATED.size());
         assertEquals(1, engine(1).runs());
     }
 
     @Test
     public void failingCloseIsIgnoredAndTheEngineDropped() throws Exception {
         session.setModel(model, 1);
-        LceInterpreterEngine.failNextClose(new IOException("native free failed"));
+        RecordingEngine.failNextClose(new IOException("native free failed"));
         session.classify(testImage(), 2, 1);
-        assertEquals(2, LceInterpreterEngine.CREATED.size());
+        assertEquals(2, RecordingEngine.CREATED.size());
         assertTrue(engine(0).isClosed());
         assertEquals(1, engine(1).runs());
     }
 
     @Test
     public void rejectedModelStaysCurrentAndIsRetried() throws Exception {
-        LceInterpreterEngine.failNextConstruction(
+        RecordingEngine.failNextConstruction(
                 new IllegalArgumentException("Didn't find custom op for name 'LceBconv2d'"));
         try {
             session.setModel(model, 1);
@@ -253,15 +252,15 @@ public class ClassifierSessionTest {
                     + "java.lang.IllegalArgumentException: Didn't find custom op for name "
                     + "'LceBconv2d'", expected.getMessage());
         }
-        assertTrue(LceInterpreterEngine.CREATED.isEmpty());
+        assertTrue(RecordingEngine.CREATED.isEmpty());
         ClassificationResult result = session.classify(testImage(), 1, 1);
-        assertEquals(1, LceInterpreterEngine.CREATED.size());
+        assertEquals(1, RecordingEngine.CREATED.size());
         assertEquals(ClassifierSession.TOP_K, result.top().size());
     }
 
     @Test
     public void missingNativeLibraryIsRuntimeUnavailable() throws Exception {
-        LceInterpreterEngine.failNextConstruction(new UnsatisfiedLinkError("no arm build"));
+        RecordingEngine.failNextConstruction(new UnsatisfiedLinkError("no arm build"));
         try {
             session.setModel(model, 1);
             fail("expected RuntimeUnavailableException");

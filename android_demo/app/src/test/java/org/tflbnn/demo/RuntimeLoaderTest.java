@@ -13,7 +13,6 @@ import org.junit.After;
 import org.junit.Before;
 import org.junit.Test;
 import org.tflbnn.demo.core.InferenceEngine;
-import org.tflbnn.demo.runtime.LceInterpreterEngine;
 
 public class RuntimeLoaderTest {
 
@@ -75,7 +74,7 @@ public class RuntimeLoaderTest {
 
     @Before
     public void setUp() throws Exception {
-        LceInterpreterEngine.reset();
+        RecordingEngine.reset();
         byte[] bytes = AppFiles.asset(ModelReader.ASSET_MODEL);
         model = ByteBuffer.allocateDirect(bytes.length).order(ByteOrder.nativeOrder());
         model.put(bytes);
@@ -84,7 +83,7 @@ public class RuntimeLoaderTest {
 
     @After
     public void tearDown() {
-        LceInterpreterEngine.reset();
+        RecordingEngine.reset();
     }
 
     @Test
@@ -92,7 +91,6 @@ public class RuntimeLoaderTest {
         // CI cannot compile app/src/lce (no LCE AAR), so check by its source that the name and
         // the constructor RuntimeLoader looks up are the ones that file declares.
         assertEquals("org.tflbnn.demo.runtime.LceInterpreterEngine", RuntimeLoader.ENGINE_CLASS);
-        assertEquals(RuntimeLoader.ENGINE_CLASS, LceInterpreterEngine.class.getName());
         File source = AppFiles.file("src/lce/java/"
                 + RuntimeLoader.ENGINE_CLASS.replace('.', '/') + ".java");
         String text = new String(AppFiles.bytes(source), Charset.forName("UTF-8"));
@@ -105,12 +103,12 @@ public class RuntimeLoaderTest {
 
     @Test
     public void createBuildsTheEngineNamedEngineClass() throws Exception {
-        InferenceEngine engine = RuntimeLoader.create(model, 3);
-        assertTrue(engine instanceof LceInterpreterEngine);
-        LceInterpreterEngine built = (LceInterpreterEngine) engine;
+        InferenceEngine engine = RuntimeLoader.create(RecordingEngine.class.getName(), model, 3);
+        assertTrue(engine instanceof RecordingEngine);
+        RecordingEngine built = (RecordingEngine) engine;
         assertSame(model, built.model);
         assertEquals(3, built.threads);
-        assertEquals(1, LceInterpreterEngine.CREATED.size());
+        assertEquals(1, RecordingEngine.CREATED.size());
     }
 
     @Test
@@ -185,21 +183,21 @@ public class RuntimeLoaderTest {
 
     @Test
     public void defaultEngineFailuresAreMappedToo() throws Exception {
-        LceInterpreterEngine.failNextConstruction(new IllegalArgumentException("bad op"));
+        RecordingEngine.failNextConstruction(new IllegalArgumentException("bad op"));
         try {
-            RuntimeLoader.create(model, 1);
+            RuntimeLoader.create(RecordingEngine.class.getName(), model, 1);
             fail("expected ModelLoadException");
         } catch (ModelLoadException expected) {
             assertEquals("the TFLite/LCE interpreter rejected the model: "
                     + "java.lang.IllegalArgumentException: bad op", expected.getMessage());
         }
-        LceInterpreterEngine.failNextConstruction(new UnsatisfiedLinkError("no .so"));
+        RecordingEngine.failNextConstruction(new UnsatisfiedLinkError("no .so"));
         try {
-            RuntimeLoader.create(model, 1);
+            RuntimeLoader.create(RecordingEngine.class.getName(), model, 1);
             fail("expected RuntimeUnavailableException");
         } catch (RuntimeUnavailableException expected) {
             assertTrue(expected.getMessage(), expected.getMessage().contains("no .so"));
         }
-        assertEquals(0, LceInterpreterEngine.CREATED.size());
+        assertEquals(0, RecordingEngine.CREATED.size());
     }
 }

@@ -1,4 +1,4 @@
-package org.tflbnn.demo.runtime;
+package org.tflbnn.demo;
 
 import org.tflbnn.demo.core.InferenceEngine;
 import org.tflbnn.demo.core.InvalidModelException;
@@ -11,8 +11,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Test double of app/src/lce's engine, at the same name so that RuntimeLoader finds it the way
- * it finds the real one in a Gradle-built APK (the JVM tests have no TFLite runtime).
+ * Test double of app/src/lce's engine, loaded by name through RuntimeLoader the way the real
+ * one is in a Gradle-built APK (the JVM tests have no TFLite runtime). It has a name of its own
+ * so that it never shadows the real class on Gradle's unit-test class path.
  *
  * <p>Like the TFLite Interpreter it rejects model buffers that are not direct in native byte
  * order, models it cannot read, and tensors of the wrong size, and fails after close. Its
@@ -20,10 +21,10 @@ import java.util.List;
  * values whose index i has {@code i % outputs == k}. Every instance is recorded in
  * {@link #CREATED} for the tests to inspect; not thread-safe (the tests use one thread).
  */
-public final class LceInterpreterEngine implements InferenceEngine {
+public final class RecordingEngine implements InferenceEngine {
 
     /** Every engine built since {@link #reset}, oldest first. */
-    public static final List<LceInterpreterEngine> CREATED = new ArrayList<LceInterpreterEngine>();
+    public static final List<RecordingEngine> CREATED = new ArrayList<RecordingEngine>();
 
     private static Throwable nextConstructorFailure;
     private static IOException nextCloseFailure;
@@ -45,7 +46,7 @@ public final class LceInterpreterEngine implements InferenceEngine {
      * @throws IllegalArgumentException as the Interpreter does, for a buffer it cannot take or
      *     bytes that are not a model
      */
-    public LceInterpreterEngine(ByteBuffer model, int threads) {
+    public RecordingEngine(ByteBuffer model, int threads) {
         Throwable failure = nextConstructorFailure;
         nextConstructorFailure = null;
         if (failure instanceof RuntimeException) {
