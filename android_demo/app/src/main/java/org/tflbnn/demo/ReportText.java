@@ -17,10 +17,10 @@ final class ReportText {
      * @return e.g. "median 3.21 ms, p90 3.40 ms\n20 runs on 2 threads (mean 3.25 ms, min 3.10 ms)"
      */
     static String latency(LatencyStats latency, int threads) {
-        return String.format(Locale.ROOT, "median %.2f ms, p90 %.2f ms%n%d runs on %d thread%s "
+        return String.format(Locale.ROOT, "median %.2f ms, p90 %.2f ms%n%d run%s on %d thread%s "
                 + "(mean %.2f ms, min %.2f ms)", latency.medianMs(), latency.p90Ms(),
-                latency.runs(), threads, threads == 1 ? "" : "s", latency.meanMs(),
-                latency.minMs());
+                latency.runs(), latency.runs() == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
+                latency.meanMs(), latency.minMs());
     }
 
     /**

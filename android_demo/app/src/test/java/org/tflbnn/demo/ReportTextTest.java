@@ -43,6 +43,13 @@ public class ReportTextTest {
     }
 
     @Test
+    public void oneRunIsSingular() {
+        LatencyStats stats = LatencyStats.fromNanos(new long[] {2_500_000});
+        assertEquals("median 2.50 ms, p90 2.50 ms" + NL
+                + "1 run on 4 threads (mean 2.50 ms, min 2.50 ms)", ReportText.latency(stats, 4));
+    }
+
+    @Test
     public void percentHasOneDecimal() {
         assertEquals("97.3 %", ReportText.percent(0.973));
         assertEquals("100.0 %", ReportText.percent(1.0));
