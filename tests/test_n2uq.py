@@ -269,6 +269,19 @@ def test_weight_quantizer_on_dense_and_depthwise_kernels():
                                     (0, 1))
 
 
+def test_weight_quantizer_keeps_an_all_zero_channel_zero():
+    w = np.random.default_rng(31).normal(size=(3, 3, 4, 3)).astype(np.float32)
+    w[..., 1] = 0.0
+    w = tf.Variable(w)
+    with tf.GradientTape() as tape:
+        out = N2UQWeightQuantizer(bits=2)(w)
+    grad = tape.gradient(out, w).numpy()
+    out = out.numpy()
+    assert np.all(out[..., 1] == 0.0) and np.all(np.isfinite(out))
+    assert np.all(np.isfinite(grad)) and np.all(grad[..., 1] == 1.0)
+    assert np.all(out[..., 0] != 0.0)  # the other channels keep N2UQ's zero-free levels
+
+
 def test_weight_quantizer_rejects_bad_arguments():
     with pytest.raises(ValueError, match="bits"):
         N2UQWeightQuantizer(bits=5)

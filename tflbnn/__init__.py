@@ -9,15 +9,24 @@ from tflbnn import _backend  # noqa: F401  (must come first)
 from tflbnn.layers import LearnableBias, RPReLU, RSign
 from tflbnn.quantizers import ReActNetWeightSign
 from tflbnn.blocks import react_bireal_block, reactnet_block
+from tflbnn.n2uq import N2UQActivationQuantizer, N2UQWeightQuantizer, n2uq_threshold_variables
+from tflbnn.shift import DeepShiftQ, S3Conv2D, S3Dense, s3_weight
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DeepShiftQ",
     "LearnableBias",
+    "N2UQActivationQuantizer",
+    "N2UQWeightQuantizer",
     "RPReLU",
     "RSign",
     "ReActNetWeightSign",
+    "S3Conv2D",
+    "S3Dense",
+    "n2uq_threshold_variables",
     "react_bireal_block",
     "reactnet_block",
+    "s3_weight",
     "__version__",
 ]

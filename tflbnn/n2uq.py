@@ -215,7 +215,9 @@ class N2UQWeightQuantizer(lq.quantizers.Quantizer):
         gamma = (2**self.bits - 1) / 2 ** (self.bits - 1)
         alpha = tf.stop_gradient(
             gamma * tf.reduce_mean(tf.abs(inputs), axis=reduce_axes, keepdims=True))
-        normalised = inputs / alpha
+        # An all-zero channel (e.g. pruned) has alpha = 0: divide by 1 instead, so it stays
+        # zero (alpha * levels) rather than NaN as in the reference code.
+        normalised = inputs / tf.where(alpha > 0.0, alpha, tf.ones_like(alpha))
         half_steps = (2**self.bits - 1) / 2
         clipped = tf.clip_by_value(normalised, -1.0, 1.0)
         levels = tf.round((clipped + 1.0) * half_steps) / half_steps - 1.0
