@@ -5,7 +5,8 @@ every binary convolution became an ``LceBconv2d`` (coverage) and that the LCE in
 with Keras (parity), and only then writes ``x.tflite``, ``x.float.tflite`` and the ``x.json``
 metadata with the report. The pieces are usable on their own: ``convert_lce``/``convert_float``,
 ``read_tflite``, ``check_coverage``, ``check_parity``, ``benchmark_tflite``/``compare`` and
-``load_keras_model``.
+``load_keras_model``. ``store_int8_weights`` rewrites a flatbuffer so that weights that are
+exactly small integers times a scale (shift and ternary weights) are stored as int8, losslessly.
 
 This package reads any Keras model and takes numpy arrays; it does not depend on
 ``tflbnn.data`` or ``tflbnn.models``.
