@@ -1,9 +1,20 @@
-"""Count binary and float multiply-accumulates, OPs, parameters and model size of a Keras model.
+"""Count binary, low-bit and float multiply-accumulates, OPs, parameters and model size.
 
-OPs follow the binary-network papers (ReActNet, Bi-Real Net): ``OPs = BOPs / 64 + FLOPs``,
-where BOPs are the MACs of convolutions with binary weights *and* binary inputs and FLOPs are
-the MACs of every other convolution and dense layer. Element-wise layers (BN, activations,
-additions, pooling) are not counted, as in the papers.
+OPs follow the binary-network papers (ReActNet, Bi-Real Net): ``OPs = BOPs / 64 + FLOPs``.
+A MAC whose weight has ``w`` bits and whose input has ``a`` bits (both quantized, i.e. fewer
+than 32 bits) costs ``w · a`` bit operations, the bit-serial decomposition of a low-bit product
+into ``w · a`` binary ones (DoReFa-Net's bit-plane view; the BOPs of Baskin et al., UNIQ,
+2018). For binary layers (``w = a = 1``) this is the papers' ``BOPs = binary MACs``, so binary
+networks keep their published OPs. Every other MAC of a convolution or dense layer, including
+those with low-bit weights but float inputs (S3 shift weights, a float-input layer with
+DeepShift weights), is a FLOP. The N2UQ paper reports no OPs (papers.md §3.6 lists accuracy
+only), so low-bit N2UQ models are counted with this convention. Element-wise layers (BN,
+activations, additions, pooling) are not counted, as in the papers.
+
+Model size stores each quantized kernel weight with its kernel's bits (1 for binary, ``bits``
+for N2UQ and S3 layers) and every other weight with 32 bits. S3 layers are counted as deployed:
+their training-only latents are replaced by one kernel of the same shape, as
+``tflbnn.shift.to_inference_model`` does.
 """
 
 from __future__ import annotations
@@ -17,11 +28,17 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
+from tflbnn.shift import S3Conv2D, S3Dense
+
 __all__ = ["LayerProfile", "ModelProfile", "profile", "is_binary_conv", "binary_input",
-           "kernel_precision", "flatten_layers"]
+           "input_precision", "kernel_precision", "flatten_layers", "FLOAT_BITS"]
 
 _CONV_TYPES = (tf.keras.layers.Conv2D, tf.keras.layers.DepthwiseConv2D)
 _DENSE_TYPES = (tf.keras.layers.Dense,)
+_S3_TYPES = (S3Conv2D, S3Dense)
+
+#: Bits of a float weight or activation; precisions at or above it count as float.
+FLOAT_BITS = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,11 +49,18 @@ class LayerProfile:
         name: layer name.
         layer_type: Keras class name.
         binary_macs: MACs with binary weights and binary inputs.
-        float_macs: all other MACs.
-        params: number of weights (trainable and not).
+        float_macs: MACs with a float weight or a float input.
+        params: number of deployed weights (trainable and not; S3 latents count as one kernel).
         binary_params: weights stored with 1 bit (binary kernels).
         binary_weights: the kernel quantizer has precision 1.
         binary_input: the input is ±1 (input quantizer or producing layer of precision 1).
+        weight_bits: bits per kernel weight (``FLOAT_BITS`` for a float kernel).
+        input_bits: bits per input activation (``FLOAT_BITS`` for float inputs).
+        lowbit_macs: MACs with quantized weights and quantized inputs that are not both binary,
+            each costing ``weight_bits · input_bits`` BOPs.
+        lowbit_params: kernel weights stored with ``weight_bits`` bits, 1 < bits < 32.
+        quantizer_params: weights owned by quantizers (N2UQ thresholds and scales, PACT clip),
+            included in ``params``.
     """
 
     name: str
@@ -47,10 +71,21 @@ class LayerProfile:
     binary_params: int
     binary_weights: bool
     binary_input: bool
+    weight_bits: int = FLOAT_BITS
+    input_bits: int = FLOAT_BITS
+    lowbit_macs: int = 0
+    lowbit_params: int = 0
+    quantizer_params: int = 0
+
+    @property
+    def bops(self) -> int:
+        """Bit operations: binary MACs plus ``weight_bits · input_bits`` per low-bit MAC."""
+        return self.binary_macs + self.lowbit_macs * self.weight_bits * self.input_bits
 
     @property
     def size_bits(self) -> int:
-        return self.binary_params + 32 * (self.params - self.binary_params)
+        float_params = self.params - self.binary_params - self.lowbit_params
+        return self.binary_params + self.weight_bits * self.lowbit_params + FLOAT_BITS * float_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,13 +99,22 @@ class ModelProfile:
         return sum(layer.binary_macs for layer in self.layers)
 
     @property
+    def lowbit_macs(self) -> int:
+        return sum(layer.lowbit_macs for layer in self.layers)
+
+    @property
     def float_macs(self) -> int:
         return sum(layer.float_macs for layer in self.layers)
 
     @property
+    def bops(self) -> int:
+        """Binary MACs plus ``weight_bits · input_bits`` BOPs per low-bit MAC."""
+        return sum(layer.bops for layer in self.layers)
+
+    @property
     def ops(self) -> float:
         """BOPs / 64 + FLOPs."""
-        return self.binary_macs / 64.0 + self.float_macs
+        return self.bops / 64.0 + self.float_macs
 
     @property
     def params(self) -> int:
@@ -81,21 +125,33 @@ class ModelProfile:
         return sum(layer.binary_params for layer in self.layers)
 
     @property
+    def lowbit_params(self) -> int:
+        return sum(layer.lowbit_params for layer in self.layers)
+
+    @property
+    def quantizer_params(self) -> int:
+        return sum(layer.quantizer_params for layer in self.layers)
+
+    @property
     def size_bits(self) -> int:
-        """Binary kernels at 1 bit per weight, every other weight at 32 bits."""
+        """Quantized kernels at their bits per weight, every other weight at 32 bits."""
         return sum(layer.size_bits for layer in self.layers)
 
     @property
     def float32_size_bits(self) -> int:
-        return 32 * self.params
+        return FLOAT_BITS * self.params
 
     def as_dict(self) -> dict:
         return {
             "binary_macs": self.binary_macs,
+            "lowbit_macs": self.lowbit_macs,
             "float_macs": self.float_macs,
+            "bops": self.bops,
             "ops": self.ops,
             "params": self.params,
             "binary_params": self.binary_params,
+            "lowbit_params": self.lowbit_params,
+            "quantizer_params": self.quantizer_params,
             "size_bits": self.size_bits,
             "size_bytes": self.size_bits / 8.0,
             "float32_size_bytes": self.float32_size_bits / 8.0,
@@ -103,24 +159,36 @@ class ModelProfile:
 
     def table(self) -> str:
         """A plain-text table, one row per counted layer plus a total."""
-        rows = [("layer", "type", "binary MACs", "float MACs", "params", "bits")]
+        rows = [("layer", "type", "w/a bits", "binary MACs", "low-bit MACs", "float MACs",
+                 "params", "bits")]
         for layer in self.layers:
-            if layer.params or layer.binary_macs or layer.float_macs:
-                rows.append((layer.name, layer.layer_type, f"{layer.binary_macs:,}",
+            if layer.params or layer.binary_macs or layer.lowbit_macs or layer.float_macs:
+                rows.append((layer.name, layer.layer_type,
+                             f"{_bits_label(layer.weight_bits)}/{_bits_label(layer.input_bits)}",
+                             f"{layer.binary_macs:,}", f"{layer.lowbit_macs:,}",
                              f"{layer.float_macs:,}", f"{layer.params:,}", f"{layer.size_bits:,}"))
-        rows.append(("total", "", f"{self.binary_macs:,}", f"{self.float_macs:,}",
-                     f"{self.params:,}", f"{self.size_bits:,}"))
+        rows.append(("total", "", "", f"{self.binary_macs:,}", f"{self.lowbit_macs:,}",
+                     f"{self.float_macs:,}", f"{self.params:,}", f"{self.size_bits:,}"))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(cell.ljust(width) if i < 2 else cell.rjust(width)
+        lines = ["  ".join(cell.ljust(width) if i < 3 else cell.rjust(width)
                            for i, (cell, width) in enumerate(zip(row, widths))) for row in rows]
         lines.insert(1, "-" * len(lines[0]))
-        lines.append(f"OPs = BOPs/64 + FLOPs = {self.ops:.4g}; size = {self.size_bits / 8 / 2**20:.3f} "
-                     f"MiB (float32: {self.float32_size_bits / 8 / 2**20:.3f} MiB)")
+        lines.append(f"OPs = BOPs/64 + FLOPs = {self.ops:.4g} (BOPs {self.bops:,}); size = "
+                     f"{self.size_bits / 8 / 2**20:.3f} MiB (float32: "
+                     f"{self.float32_size_bits / 8 / 2**20:.3f} MiB)")
         return "\n".join(lines)
+
+
+def _bits_label(bits: int) -> str:
+    return "f" if bits >= FLOAT_BITS else str(bits)
 
 
 def _precision(quantizer) -> int | None:
     return getattr(quantizer, "precision", None) if quantizer is not None else None
+
+
+def _quantized(bits: int | None) -> bool:
+    return bits is not None and bits < FLOAT_BITS
 
 
 def _inbound_layers(layer: tf.keras.layers.Layer) -> list:
@@ -131,23 +199,35 @@ def _inbound_layers(layer: tf.keras.layers.Layer) -> list:
     return inbound
 
 
-def binary_input(layer: tf.keras.layers.Layer) -> bool:
-    """Whether ``layer`` receives ±1 inputs.
+def input_precision(layer: tf.keras.layers.Layer) -> int | None:
+    """Bits of the values ``layer`` multiplies, ``None`` when unknown (float).
 
-    True when its own ``input_quantizer`` has precision 1, or when every layer feeding it
-    declares ``precision == 1`` (as ``tflbnn.RSign`` does).
+    The precision of its own ``input_quantizer`` when that declares one; otherwise the precision
+    every layer feeding it declares (``tflbnn.RSign`` declares 1, a standalone N2UQ activation
+    quantizer its bits), when they all declare the same.
     """
-    if _precision(getattr(layer, "input_quantizer", None)) == 1:
-        return True
+    own = _precision(getattr(layer, "input_quantizer", None))
+    if own is not None:
+        return own
     inbound = _inbound_layers(layer)
-    return bool(inbound) and all(getattr(source, "precision", None) == 1 for source in inbound)
+    declared = {getattr(source, "precision", None) for source in inbound}
+    return declared.pop() if inbound and len(declared) == 1 else None
+
+
+def binary_input(layer: tf.keras.layers.Layer) -> bool:
+    """Whether ``layer`` receives ±1 inputs (``input_precision(layer) == 1``)."""
+    return input_precision(layer) == 1
 
 
 def kernel_precision(layer: tf.keras.layers.Layer) -> int | None:
-    """Precision in bits of a layer's kernel quantizer, ``None`` without one.
+    """Precision in bits of a layer's kernel, ``None`` for a float kernel.
 
-    Larq's depthwise layers call theirs ``depthwise_quantizer``.
+    The precision of the kernel quantizer (Larq's depthwise layers call theirs
+    ``depthwise_quantizer``), or the ``bits`` of an S3 layer, whose kernel is computed from
+    latents without a quantizer.
     """
+    if isinstance(layer, _S3_TYPES):
+        return layer.bits
     quantizer = (getattr(layer, "kernel_quantizer", None)
                  or getattr(layer, "depthwise_quantizer", None))
     return _precision(quantizer)
@@ -157,10 +237,13 @@ def _binary_weights(layer: tf.keras.layers.Layer) -> bool:
     return kernel_precision(layer) == 1
 
 
-def _kernel(layer: tf.keras.layers.Layer) -> tf.Variable:
+def _kernel_shape(layer: tf.keras.layers.Layer) -> tf.TensorShape:
+    if isinstance(layer, _S3_TYPES):
+        # Every latent has the kernel's shape; reading `kernel` would compute the S3 weight.
+        return layer.latent_sign.shape
     if isinstance(layer, tf.keras.layers.DepthwiseConv2D):
-        return layer.depthwise_kernel
-    return layer.kernel
+        return layer.depthwise_kernel.shape
+    return layer.kernel.shape
 
 
 def is_binary_conv(layer: tf.keras.layers.Layer) -> bool:
@@ -171,17 +254,36 @@ def is_binary_conv(layer: tf.keras.layers.Layer) -> bool:
 def _macs(layer: tf.keras.layers.Layer) -> int:
     output_shape = tf.TensorShape(layer.output_shape if not isinstance(layer.output_shape, list)
                                   else layer.output_shape[0])
-    if isinstance(layer, tf.keras.layers.DepthwiseConv2D):
-        kh, kw, channels_in, multiplier = layer.depthwise_kernel.shape
-        return int(np.prod(output_shape[1:3]) * kh * kw * channels_in * multiplier)
-    if isinstance(layer, tf.keras.layers.Conv2D):
-        kh, kw, channels_per_group, filters = layer.kernel.shape
-        return int(np.prod(output_shape[1:3]) * kh * kw * channels_per_group * filters)
+    kernel_shape = _kernel_shape(layer)
+    if isinstance(layer, _CONV_TYPES):
+        # Conv2D: (kh, kw, in / groups, filters); depthwise: (kh, kw, in, multiplier). Either
+        # way each output position costs the product of the kernel's dimensions.
+        return int(np.prod(output_shape[1:3]) * np.prod(kernel_shape))
     if isinstance(layer, tf.keras.layers.Dense):
-        units_in, units_out = layer.kernel.shape
         positions = int(np.prod(output_shape[1:-1])) if len(output_shape) > 2 else 1
-        return int(positions * units_in * units_out)
+        return int(positions * np.prod(kernel_shape))
     return 0
+
+
+def _count(weights) -> int:
+    return int(sum(np.prod(weight.shape) for weight in weights))
+
+
+def _deployed_params(layer: tf.keras.layers.Layer) -> int:
+    if isinstance(layer, _S3_TYPES):
+        bias = layer.bias.shape if layer.bias is not None else (0,)
+        return int(np.prod(_kernel_shape(layer)) + np.prod(bias))
+    return _count(layer.weights)
+
+
+def _quantizer_params(layer: tf.keras.layers.Layer) -> int:
+    """Weights owned by the layer's quantizers, or all of a standalone quantizer's."""
+    if isinstance(layer, lq.quantizers.Quantizer):
+        return _count(layer.weights)
+    quantizers = {id(q): q for q in (getattr(layer, attribute, None) for attribute in
+                                     ("input_quantizer", "kernel_quantizer", "depthwise_quantizer"))
+                  if isinstance(q, tf.keras.layers.Layer)}
+    return sum(_count(quantizer.weights) for quantizer in quantizers.values())
 
 
 def flatten_layers(model: tf.keras.Model) -> Iterator[tf.keras.layers.Layer]:
@@ -191,6 +293,33 @@ def flatten_layers(model: tf.keras.Model) -> Iterator[tf.keras.layers.Layer]:
             yield from flatten_layers(layer)
         else:
             yield layer
+
+
+def _layer_profile(layer: tf.keras.layers.Layer) -> LayerProfile:
+    params = _deployed_params(layer)
+    macs = _macs(layer) if isinstance(layer, _CONV_TYPES + _DENSE_TYPES) else 0
+    weight_bits = kernel_precision(layer) if macs else None
+    weight_bits = weight_bits if _quantized(weight_bits) else FLOAT_BITS
+    input_bits = input_precision(layer) if macs else None
+    input_bits = input_bits if _quantized(input_bits) else FLOAT_BITS
+    kernel_params = int(np.prod(_kernel_shape(layer))) if weight_bits < FLOAT_BITS else 0
+    quantized_macs = macs if weight_bits < FLOAT_BITS and input_bits < FLOAT_BITS else 0
+    fully_binary = weight_bits == input_bits == 1
+    return LayerProfile(
+        name=layer.name,
+        layer_type=type(layer).__name__,
+        binary_macs=quantized_macs if fully_binary else 0,
+        float_macs=macs - quantized_macs,
+        params=params,
+        binary_params=kernel_params if weight_bits == 1 else 0,
+        binary_weights=weight_bits == 1,
+        binary_input=input_bits == 1,
+        weight_bits=weight_bits,
+        input_bits=input_bits,
+        lowbit_macs=0 if fully_binary else quantized_macs,
+        lowbit_params=0 if weight_bits == 1 else kernel_params,
+        quantizer_params=_quantizer_params(layer),
+    )
 
 
 def profile(model: tf.keras.Model) -> ModelProfile:
@@ -208,22 +337,4 @@ def profile(model: tf.keras.Model) -> ModelProfile:
     if not model.built:
         raise ValueError(f"profile: model {model.name!r} is not built; call it on an input or "
                          "build it with an input shape first")
-    layers = []
-    for layer in flatten_layers(model):
-        params = int(sum(np.prod(weight.shape) for weight in layer.weights))
-        macs = _macs(layer) if isinstance(layer, _CONV_TYPES + _DENSE_TYPES) else 0
-        weights_binary = _binary_weights(layer)
-        input_binary = binary_input(layer) if macs else False
-        binary_params = int(np.prod(_kernel(layer).shape)) if weights_binary else 0
-        fully_binary = weights_binary and input_binary
-        layers.append(LayerProfile(
-            name=layer.name,
-            layer_type=type(layer).__name__,
-            binary_macs=macs if fully_binary else 0,
-            float_macs=0 if fully_binary else macs,
-            params=params,
-            binary_params=binary_params,
-            binary_weights=weights_binary,
-            binary_input=input_binary,
-        ))
-    return ModelProfile(tuple(layers))
+    return ModelProfile(tuple(_layer_profile(layer) for layer in flatten_layers(model)))
