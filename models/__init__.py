@@ -11,6 +11,8 @@ from tflbnn import _backend  # noqa: F401
 from tflbnn.profiling import LayerProfile, ModelProfile, profile
 from tflbnn.models.registry import get_model, list_models, model_options, register_model
 from tflbnn.models import reactnet  # noqa: F401  (registers the ReActNet models)
+from tflbnn.models import n2uq  # noqa: F401  (registers the N2UQ models)
+from tflbnn.models import s3  # noqa: F401  (registers the S3 models)
 
 __all__ = [
     "get_model",

@@ -1,0 +1,372 @@
+"""N2UQ ResNet-18/34/50 and MobileNetV2 (Liu et al., CVPR 2022; papers.md §3.4).
+
+All convolutions are quantized except the first conv and the classifier. A quantized conv is
+``lq.layers.QuantConv2D`` (or ``QuantDepthwiseConv2D``) with the learnable-threshold activation
+quantizer ``N2UQActivationQuantizer(bits)`` as ``input_quantizer`` and
+``N2UQWeightQuantizer(bits)`` as kernel quantizer. Blocks are pre-activation with RPReLU:
+
+* BasicBlock: ``RPReLU → LTQ → QConv3×3 → BN`` twice, ``+ shortcut``, RPReLU;
+* Bottleneck: the same unit three times (1×1, 3×3 with the stride, 1×1 ×4);
+* the downsampling shortcut is ``LTQ → QConv1×1 → BN``, or a float ``Conv1×1 → BN`` with
+  ``float_downsample=True`` (the paper's "N2UQ *" rows);
+* stem: float ``Conv7×7 → BN → ReLU → MaxPool`` (or the small-input stem, see
+  ``lowbit_resnet.STEMS``); classifier: global average pool and float dense.
+
+MobileNetV2 uses the same unit for its expansion 1×1, depthwise 3×3 and projection 1×1, adds the
+input when shape allows (no activation after the addition, as in the reference code), and
+quantizes the final 1×1 (→1280) with :class:`PACT` activations, followed by BN and ReLU6.
+
+``precision="float"`` builds the float twin the recipe trains first: the same layers and weights,
+where each activation quantizer is replaced by its continuous relaxation with the quantizer's
+parameters frozen at their initial values (:class:`LTQRelaxation`, :class:`PACTRelaxation`),
+i.e. ``clip(x, 0, 2)``, and kernels stay float. Because both precisions have one weight layout,
+``tflbnn.training.transfer_weights(float_twin, n2uq_model)`` initialises the N2UQ model from the
+trained twin and leaves its thresholds and scales at their initial values, as the paper does when
+it loads a float ResNet.
+
+Deviations from the reference code (papers.md §3.4, official ``resnet.py`` /
+``mobilenet_v2.py``), all documented on the objects concerned:
+
+* Keras ``"same"`` padding (asymmetric on stride 2) instead of PyTorch's symmetric padding;
+* the float twin has clipped activations (the relaxation) where the paper starts from a plain
+  float ResNet with ReLU;
+* MobileNetV2's first block (expansion 1) has no expansion 1×1 conv, as in MobileNetV2 and
+  torchvision; the reference code adds a quantized 32→32 1×1 there (1,088 more weights);
+* kernels start from Keras' Glorot-uniform initialiser (the reference code's tiny uniform init
+  is overwritten by the float model anyway; the weight quantizer is scale-invariant).
+"""
+
+from __future__ import annotations
+
+from tflbnn import _backend  # noqa: F401
+
+import larq as lq
+import tensorflow as tf
+
+from tflbnn.blocks import batch_norm
+from tflbnn.layers import RPReLU
+from tflbnn.models.lowbit_resnet import (
+    BlockFamily, ConvSpec, build_resnet, check_choice, float_conv_bn, register_variant,
+)
+from tflbnn.models.reactnet import _check_stride, _head, _scale_channels
+from tflbnn.models.registry import ModelBuilder, register_model
+from tflbnn.n2uq import (
+    MIN_INTERVAL, SUPPORTED_BITS, N2UQActivationQuantizer, N2UQWeightQuantizer,
+)
+from tflbnn.profiling import FLOAT_BITS
+
+__all__ = ["LTQRelaxation", "PACT", "PACTRelaxation", "N2UQ_PRECISIONS", "N2UQFamily",
+           "n2uq_resnet18", "n2uq_resnet34", "n2uq_resnet50", "n2uq_mobilenet_v2",
+           "MOBILENET_V2_SETTINGS"]
+
+#: ``"n2uq"``: quantized weights and activations; ``"float"``: the float twin (same weights).
+N2UQ_PRECISIONS = ("n2uq", "float")
+
+#: MobileNetV2's inverted-residual stages (expansion t, channels c, blocks n, stride s).
+MOBILENET_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                         (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+#: Channels of MobileNetV2's stem and final 1×1 conv at width 1.0.
+MOBILENET_V2_STEM, MOBILENET_V2_LAST = 32, 1280
+
+#: Output value of the top activation level before any output scale (N2UQ and PACT init).
+_TOP_LEVEL = 2.0
+
+
+@lq.utils.register_keras_custom_object
+class LTQRelaxation(N2UQActivationQuantizer):
+    r"""The continuous relaxation of the N2UQ activation quantizer, for the float twin.
+
+    It owns the same weights as ``N2UQActivationQuantizer(bits)`` (``start``, ``intervals``,
+    ``input_scale``, ``output_scale``) and computes the piecewise-linear function whose gradient
+    is the quantizer's G-STE (papers.md §3.2), without rounding:
+
+    ``y = output_scale · Σ_i Δ · clip((x · input_scale - d_{i-1}) / a_i, 0, 1)``
+
+    with ``Δ = 2 / (2^bits - 1)``, interval lengths ``a_i`` (clamped as in the quantizer) and
+    starts ``d_{i-1}``. At the initial values (``start = 0``, ``a_i = Δ``, scales 1) this is
+    ``clip(x, 0, 2)`` for every ``bits``. The float twin builds it with ``trainable=False`` so
+    those values stay the quantizer's initial ones. ``precision`` is ``FLOAT_BITS``: its output
+    is float.
+
+    Args:
+        bits: sets the number of intervals, so that the weights match the quantizer's.
+        **kwargs: ``N2UQActivationQuantizer`` arguments (initialisers, layer arguments).
+
+    Raises:
+        ValueError: as ``N2UQActivationQuantizer``.
+    """
+
+    def __init__(self, bits: int = 2, **kwargs):
+        super().__init__(bits=bits, **kwargs)
+        self.precision = FLOAT_BITS
+
+    def call(self, inputs):
+        x = inputs * self.input_scale
+        lengths = tf.where(self.intervals > MIN_INTERVAL, self.intervals,
+                           tf.constant(MIN_INTERVAL, x.dtype))
+        starts = self.start + tf.cumsum(lengths, exclusive=True)
+        step = _TOP_LEVEL / self.num_intervals
+        # Within interval i the earlier ramps are saturated at 1 and the later ones at 0, which
+        # is the G-STE expectation (i - 1)Δ + Δ (x - d_{i-1}) / a_i.
+        ramps = [step * tf.clip_by_value((x - start) / length, 0.0, 1.0)
+                 for start, length in zip(tf.unstack(starts), tf.unstack(lengths))]
+        return tf.add_n(ramps) * self.output_scale
+
+
+@lq.utils.register_alias("pact")
+@lq.utils.register_keras_custom_object
+class PACT(lq.quantizers.Quantizer):
+    r"""PACT activation quantizer (Choi et al., 2018) as N2UQ's MobileNetV2 code uses it.
+
+    With a learnable clip value ``α`` (one scalar, initialised at 2 as in the reference code)
+    and ``K = 2^bits - 1``:
+
+    * ``c = min(relu(x), α)``;
+    * forward: ``round(c · K / α) · α / K``, ``K + 1`` uniform levels in ``[0, α]``;
+    * backward, as the reference's ``round(c·n)/n + c - c.detach()`` gives it (the rounded term
+      is not detached, only ``round`` itself has no gradient): ``∂y/∂x = 1`` on ``0 < x < α``
+      and 0 elsewhere; ``∂y/∂α = round(c K / α) / K`` below ``α`` and ``2`` at or above it
+      (the original PACT paper has 0 and 1).
+
+    Args:
+        bits: activation bit width, 2 to 8.
+        clip_initializer: initial ``α``, positive.
+        **kwargs: Keras layer arguments.
+
+    Raises:
+        ValueError: for bits outside 2..8 or a non-positive initial clip value.
+    """
+
+    def __init__(self, bits: int = 4, clip_initializer: float = _TOP_LEVEL, **kwargs):
+        if isinstance(bits, bool) or bits not in range(2, 9):
+            raise ValueError(f"{type(self).__name__}: bits must be an integer in 2..8, "
+                             f"got {bits!r}")
+        if not clip_initializer > 0:
+            raise ValueError(f"{type(self).__name__}: clip_initializer must be positive, "
+                             f"got {clip_initializer!r}")
+        self.bits = int(bits)
+        self.clip_initializer = float(clip_initializer)
+        # Output precision in bits, read by larq's summary and tflbnn.profiling.
+        self.precision = self.bits
+        super().__init__(**kwargs)
+
+    def build(self, input_shape):
+        self.clip_value = self.add_weight(
+            name="clip_value", shape=(),
+            initializer=tf.keras.initializers.Constant(self.clip_initializer))
+        super().build(input_shape)
+
+    def _clipped(self, inputs: tf.Tensor) -> tf.Tensor:
+        x = tf.nn.relu(inputs)
+        # tf.where, as the reference's torch.where: inputs at or above α pass their gradient to α.
+        return tf.where(x < self.clip_value, x, self.clip_value)
+
+    def call(self, inputs):
+        clipped = self._clipped(inputs)
+        levels_per_unit = (2**self.bits - 1) / self.clip_value
+        rounded = tf.round(clipped * levels_per_unit) / levels_per_unit
+        return rounded + (clipped - tf.stop_gradient(clipped))
+
+    def get_config(self):
+        return {**super().get_config(), "bits": self.bits,
+                "clip_initializer": self.clip_initializer}
+
+
+@lq.utils.register_keras_custom_object
+class PACTRelaxation(PACT):
+    """PACT without rounding, ``min(relu(x), α)``: the float twin's stand-in for :class:`PACT`.
+
+    Same weight (``clip_value``) and arguments as ``PACT``; the float twin builds it with
+    ``trainable=False`` so ``α`` stays at its initial value. ``precision`` is ``FLOAT_BITS``.
+    """
+
+    def __init__(self, bits: int = 4, clip_initializer: float = _TOP_LEVEL, **kwargs):
+        super().__init__(bits=bits, clip_initializer=clip_initializer, **kwargs)
+        self.precision = FLOAT_BITS
+
+    def call(self, inputs):
+        return self._clipped(inputs)
+
+
+class N2UQFamily(BlockFamily):
+    """N2UQ's block pieces (see the module docstring), quantized or as the float twin.
+
+    Args:
+        bits: weight and activation bit width, one of ``tflbnn.n2uq.SUPPORTED_BITS``.
+        precision: one of ``N2UQ_PRECISIONS``.
+        float_downsample: keep the downsampling shortcuts float (the paper's * rows).
+        model_name: named in error messages.
+
+    Raises:
+        ValueError: for invalid bits, precision or float_downsample.
+    """
+
+    def __init__(self, *, bits: int, precision: str, float_downsample: bool, model_name: str):
+        check_choice(bits, SUPPORTED_BITS, "bits", model_name)
+        check_choice(precision, N2UQ_PRECISIONS, "precision", model_name)
+        if not isinstance(float_downsample, bool):
+            raise ValueError(f"{model_name}: float_downsample must be True or False, "
+                             f"got {float_downsample!r}")
+        self.bits = bits
+        self.quantized = precision == "n2uq"
+        self.float_downsample = float_downsample
+
+    def activation_quantizer(self, *, pact: bool = False, name: str) -> lq.quantizers.Quantizer:
+        """The LTQ (or PACT), or its frozen relaxation in the float twin."""
+        if pact:
+            return PACT(self.bits, name=name) if self.quantized else \
+                PACTRelaxation(self.bits, trainable=False, name=name)
+        return N2UQActivationQuantizer(self.bits, name=name) if self.quantized else \
+            LTQRelaxation(self.bits, trainable=False, name=name)
+
+    def conv(self, spec: ConvSpec, *, pact: bool = False, name: str) -> tf.keras.layers.Layer:
+        """A quantized conv (float kernel in the float twin) with its activation quantizer.
+
+        Args:
+            spec: the convolution; depthwise ones quantize per channel (``axis=(2, 3)``).
+            pact: quantize the input with PACT instead of the LTQ.
+            name: the layer name; the activation quantizer is ``{name}_ltq`` / ``{name}_pact``.
+
+        Returns:
+            The unbuilt ``QuantConv2D`` / ``QuantDepthwiseConv2D``.
+        """
+        input_quantizer = self.activation_quantizer(
+            pact=pact, name=f"{name}_{'pact' if pact else 'ltq'}")
+        common = dict(strides=spec.strides, padding="same", use_bias=False,
+                      input_quantizer=input_quantizer, name=name)
+        if spec.depthwise:
+            weight_quantizer = N2UQWeightQuantizer(self.bits, axis=(2, 3)) if self.quantized \
+                else None
+            return lq.layers.QuantDepthwiseConv2D(
+                spec.kernel_size, depthwise_quantizer=weight_quantizer, **common)
+        weight_quantizer = N2UQWeightQuantizer(self.bits) if self.quantized else None
+        return lq.layers.QuantConv2D(spec.filters, spec.kernel_size,
+                                     kernel_quantizer=weight_quantizer, **common)
+
+    def conv_unit(self, x: tf.Tensor, spec: ConvSpec, *, last: bool, name: str) -> tf.Tensor:
+        """``RPReLU → LTQ → quantized conv → BN`` (``last`` changes nothing: pre-activation)."""
+        y = RPReLU(name=f"{name}_rprelu")(x)
+        y = self.conv(spec, name=name)(y)
+        return batch_norm(f"{name}_bn")(y)
+
+    def shortcut(self, x: tf.Tensor, filters: int, strides: int, *, name: str) -> tf.Tensor:
+        """``LTQ → QConv1×1 → BN``, or float ``Conv1×1 → BN`` with ``float_downsample``."""
+        if self.float_downsample:
+            conv = tf.keras.layers.Conv2D(filters, 1, strides=strides, use_bias=False,
+                                          name=f"{name}_conv")
+        else:
+            conv = self.conv(ConvSpec(1, filters, strides), name=f"{name}_conv")
+        return batch_norm(f"{name}_bn")(conv(x))
+
+    def after_add(self, x: tf.Tensor, *, name: str) -> tf.Tensor:
+        return RPReLU(name=f"{name}_rprelu")(x)
+
+
+_RESNET_DOC = """N2UQ ResNet-{depth} (papers.md §3.4): pre-activation RPReLU blocks, LTQ activations.
+
+    Args:
+        input_shape: ``(H, W, C)``; 224×224×3 with 1000 classes is the published model.
+        num_classes: number of logits of the float classifier.
+        bits: weight and activation bits, 2, 3 or 4.
+        precision: ``"n2uq"`` (quantized) or ``"float"`` (the float twin with the same weights,
+            to train first and load with ``tflbnn.training.transfer_weights``).
+        float_downsample: keep the 1×1 downsampling shortcuts float (the paper's * rows).
+        width: channel multiplier (channels rounded to multiples of 8).
+        stem: ``"imagenet"`` (7×7 stride-2 conv, BN, ReLU, max-pool) or ``"small"`` (3×3
+            stride-1 conv, BN, ReLU; for 28×28 / 32×32 inputs).
+
+    Returns:
+        An uncompiled ``tf.keras.Model`` that outputs logits.
+
+    Raises:
+        ValueError: for invalid options.
+    """
+
+
+def _register_resnet(depth: int) -> ModelBuilder:
+    name = f"n2uq_resnet{depth}"
+
+    def builder(
+        *,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        bits: int = 2,
+        precision: str = "n2uq",
+        float_downsample: bool = False,
+        width: float = 1.0,
+        stem: str = "imagenet",
+    ) -> tf.keras.Model:
+        family = N2UQFamily(bits=bits, precision=precision, float_downsample=float_downsample,
+                            model_name=name)
+        return build_resnet(family, depth=depth, input_shape=input_shape,
+                            num_classes=num_classes, width=width, stem=stem, model_name=name)
+
+    return register_variant(builder, name, _RESNET_DOC.format(depth=depth))
+
+
+n2uq_resnet18 = _register_resnet(18)
+n2uq_resnet34 = _register_resnet(34)
+n2uq_resnet50 = _register_resnet(50)
+
+
+@register_model("n2uq_mobilenet_v2")
+def n2uq_mobilenet_v2(
+    *,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    bits: int = 4,
+    precision: str = "n2uq",
+    width: float = 1.0,
+    stem_stride: int = 2,
+) -> tf.keras.Model:
+    """N2UQ MobileNetV2 (papers.md §3.4; the paper reports W4/A4).
+
+    Float stem ``Conv3×3 → BN → ReLU6``; 17 inverted residual blocks of N2UQ units (expansion
+    1×1, depthwise 3×3 quantized per channel, projection 1×1), with the input added when the
+    block keeps stride 1 and channels; ``PACT → QConv1×1 (→1280) → BN → ReLU6``; pool; float
+    dense. As in MobileNetV2, ``width`` below 1 does not shrink the final 1280 channels.
+
+    Args:
+        input_shape: ``(H, W, C)``; 224×224×3 with 1000 classes is the published model.
+        num_classes: number of logits of the float classifier.
+        bits: weight and activation bits, 2, 3 or 4 (the paper: 4).
+        precision: ``"n2uq"`` or ``"float"`` (the float twin, see the module docstring).
+        width: channel multiplier (channels rounded to multiples of 8).
+        stem_stride: stride of the float stem (2 for ImageNet, 1 for 28×28 / 32×32).
+
+    Returns:
+        An uncompiled ``tf.keras.Model`` that outputs logits.
+
+    Raises:
+        ValueError: for invalid options.
+    """
+    name = "n2uq_mobilenet_v2"
+    family = N2UQFamily(bits=bits, precision=precision, float_downsample=False, model_name=name)
+    _check_stride(stem_stride, "stem_stride", name)
+    in_channels = _scale_channels(MOBILENET_V2_STEM, width, name)
+
+    inputs = tf.keras.Input(shape=input_shape, name="image")
+    x = float_conv_bn(inputs, in_channels, 3, stem_stride, max_value=6.0, name="stem")
+    block = 0
+    for expansion, channels, blocks, first_stride in MOBILENET_V2_SETTINGS:
+        out_channels = _scale_channels(channels, width, name)
+        for repeat in range(blocks):
+            block += 1
+            strides = first_stride if repeat == 0 else 1
+            hidden = in_channels * expansion
+            convs = [("expand", ConvSpec(1, hidden))] if expansion != 1 else []
+            convs += [("depthwise", ConvSpec(3, hidden, strides, depthwise=True)),
+                      ("project", ConvSpec(1, out_channels))]
+            y = x
+            for role, spec in convs:
+                y = family.conv_unit(y, spec, last=role == "project", name=f"block{block}_{role}")
+            if strides == 1 and in_channels == out_channels:
+                y = tf.keras.layers.Add(name=f"block{block}_add")([x, y])
+            x, in_channels = y, out_channels
+    last_channels = _scale_channels(MOBILENET_V2_LAST, max(1.0, width), name)
+    x = family.conv(ConvSpec(1, last_channels), pact=True, name="last_conv")(x)
+    x = batch_norm("last_bn")(x)
+    x = tf.keras.layers.ReLU(max_value=6.0, name="last_relu")(x)
+    outputs = _head(x, num_classes)
+    return tf.keras.Model(inputs, outputs, name=name)
