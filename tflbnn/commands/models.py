@@ -55,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if args.layers:
         print(result.table())
     print(f"{args.name} {args.input_shape} -> {args.num_classes} classes")
-    print(f"  binary MACs {result.binary_macs:,}  float MACs {result.float_macs:,}  "
-          f"OPs {result.ops:.4g}")
-    print(f"  parameters {result.params:,} ({result.binary_params:,} binary)  size "
+    print(f"  binary MACs {result.binary_macs:,}  low-bit MACs {result.lowbit_macs:,}  "
+          f"float MACs {result.float_macs:,}  OPs {result.ops:.4g}")
+    print(f"  parameters {result.params:,} ({result.binary_params:,} binary, "
+          f"{result.lowbit_params:,} low-bit)  size "
           f"{result.size_bits / 8 / 2**20:.2f} MiB vs float32 "
           f"{result.float32_size_bits / 8 / 2**20:.2f} MiB")
     return 0
