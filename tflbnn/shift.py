@@ -196,18 +196,33 @@ def _add_bias(layer: tf.keras.layers.Layer, units: int) -> None:
         )
 
 
-def _layer_kernel(layer: tf.keras.layers.Layer) -> tf.Tensor:
-    return s3_weight(layer.latent_sign, layer.latent_sparse, layer.latent_shift1,
-                     layer.latent_shift2)
+class _ShiftKernel:
+    """What S3Conv2D and S3Dense share: the kernel computed from the latents, and the config.
 
+    Listed before the Keras base class, so ``super().get_config()`` is the base's.
+    """
 
-def _s3_config(base_config: dict, bits: int, coefficient: float) -> dict:
-    config = {key: value for key, value in base_config.items() if key not in _KERNEL_ARGUMENTS}
-    return {**config, "bits": bits, "density_regularization": coefficient}
+    @property
+    def quantized_kernel(self) -> tf.Tensor:
+        """The forward kernel from the latents, in the base layer's kernel shape."""
+        return s3_weight(self.latent_sign, self.latent_sparse, self.latent_shift1,
+                         self.latent_shift2)
+
+    @property
+    def kernel(self) -> tf.Tensor:
+        # Conv2D.call and Dense.call read self.kernel; answering with the quantized kernel
+        # reuses their convolution, groups, bias and activation code unchanged.
+        return self.quantized_kernel
+
+    def get_config(self) -> dict:
+        config = {key: value for key, value in super().get_config().items()
+                  if key not in _KERNEL_ARGUMENTS}
+        return {**config, "bits": self.bits,
+                "density_regularization": self.density_regularization}
 
 
 @lq.utils.register_keras_custom_object
-class S3Conv2D(tf.keras.layers.Conv2D):
+class S3Conv2D(_ShiftKernel, tf.keras.layers.Conv2D):
     """2-D convolution with S3 sign-sparse-shift weights (papers.md §4.1).
 
     Takes ``Conv2D``'s arguments except the ``kernel_*`` ones: there is no float kernel. The
@@ -256,23 +271,9 @@ class S3Conv2D(tf.keras.layers.Conv2D):
         )
         self.built = True
 
-    @property
-    def quantized_kernel(self) -> tf.Tensor:
-        """The forward kernel from the latents, shape ``(kh, kw, in / groups, filters)``."""
-        return _layer_kernel(self)
-
-    @property
-    def kernel(self) -> tf.Tensor:
-        # Conv2D.call reads self.kernel; answering with the quantized kernel reuses its
-        # convolution, groups, bias and activation code unchanged.
-        return self.quantized_kernel
-
-    def get_config(self) -> dict:
-        return _s3_config(super().get_config(), self.bits, self.density_regularization)
-
 
 @lq.utils.register_keras_custom_object
-class S3Dense(tf.keras.layers.Dense):
+class S3Dense(_ShiftKernel, tf.keras.layers.Dense):
     """Fully connected layer with S3 sign-sparse-shift weights (papers.md §4.1).
 
     The dense twin of ``S3Conv2D``: ``Dense``'s arguments except the ``kernel_*`` ones, latents
@@ -309,19 +310,6 @@ class S3Dense(tf.keras.layers.Dense):
         _add_latents(self, (last_dim, self.units), self.bits, self.density_regularization)
         _add_bias(self, self.units)
         self.built = True
-
-    @property
-    def quantized_kernel(self) -> tf.Tensor:
-        """The forward kernel computed from the latents, shape ``(input_dim, units)``."""
-        return _layer_kernel(self)
-
-    @property
-    def kernel(self) -> tf.Tensor:
-        # Dense.call reads self.kernel; see S3Conv2D.kernel.
-        return self.quantized_kernel
-
-    def get_config(self) -> dict:
-        return _s3_config(super().get_config(), self.bits, self.density_regularization)
 
 
 _FLOAT_TWINS = {S3Conv2D: tf.keras.layers.Conv2D, S3Dense: tf.keras.layers.Dense}
