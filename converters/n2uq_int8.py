@@ -89,6 +89,7 @@ How close the models are (``tests/test_n2uq_int8.py``, Fashion-MNIST, two N2UQ b
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
@@ -340,11 +341,27 @@ def weight_multiplier(bits: int) -> int:
 # Export layers
 
 
+def _distinct_constant(value: np.ndarray | np.float32, fake_quant_range: Sequence[float],
+                       key: str) -> tf.Tensor:
+    """A constant that rounds to ``value`` under the fake quant but equals no other constant.
+
+    ``value`` is on the grid of ``fake_quant_range``; adding a key-dependent fraction (2-45 %)
+    of a grid step leaves the fake-quant output unchanged. Without it, equal thresholds and
+    offsets of different layers (identical LTQs, e.g. at initialisation) are merged by the
+    converter, and the merged constant loses its fake-quant range: it was quantized on its own
+    value range instead (measured on a freshly built N2UQ ResNet-18).
+    """
+    minimum, maximum = fake_quant_range
+    step = (maximum - minimum) / _INT8_STEPS
+    fraction = 0.02 + 0.43 * (zlib.crc32(key.encode("utf-8")) % 10007) / 10007
+    return tf.constant((np.asarray(value, np.float64) + fraction * step).astype(np.float32))
+
+
 def staircase(inputs: tf.Tensor, *, thresholds: Sequence[float | Sequence[float]],
               comparison: str, level_step: float, output_maximum: float,
               input_scale: float = 1.0, input_offset: float | Sequence[float] | None = None,
               offset_range: Sequence[float] | None = None,
-              input_range: Sequence[float] | None = None) -> tf.Tensor:
+              input_range: Sequence[float] | None = None, salt: str = "") -> tf.Tensor:
     """The integer-levels form of an LTQ: comparisons and a select chain onto exact levels.
 
     Args:
@@ -359,6 +376,7 @@ def staircase(inputs: tf.Tensor, *, thresholds: Sequence[float | Sequence[float]
         offset_range: fake-quant range of the offset constant, or None.
         input_range: ``(min, max)`` of the int8 fake quant of the compared value, or None for a
             float comparison.
+        salt: makes this call's constants differ from every other call's (the layer name).
 
     Returns:
         ``i · level_step`` where ``i`` counts the thresholds passed, fake-quantized on the
@@ -366,8 +384,12 @@ def staircase(inputs: tf.Tensor, *, thresholds: Sequence[float | Sequence[float]
     """
     x = inputs if input_scale == 1.0 else inputs * input_scale
     if input_offset is not None:
-        offset = tf.constant(np.asarray(input_offset, np.float32))
-        x = x + (offset if offset_range is None else _fake_quant(offset, *offset_range))
+        offset = np.asarray(input_offset, np.float32)
+        if offset_range is None:
+            x = x + tf.constant(offset)
+        else:
+            x = x + _fake_quant(_distinct_constant(offset, offset_range, f"{salt}/offset"),
+                                *offset_range)
     if input_range is not None:
         x = _fake_quant(x, *input_range)
     compare = _COMPARISONS[comparison]
@@ -375,15 +397,21 @@ def staircase(inputs: tf.Tensor, *, thresholds: Sequence[float | Sequence[float]
 
     def level(index: int) -> tf.Tensor:
         # Scalar constants broadcast in SELECT_V2: no per-pixel constant tensors in the file.
+        # Exact grid values, not _distinct_constant: a level constant off the grid became a
+        # narrow-range int8 constant, which SELECT_V2's equal-scale rule rejects (measured).
+        # Equal levels of two layers have equal ranges, so merging them is harmless.
         return _fake_quant(tf.constant(np.float32(index) * step, x.dtype), 0.0, output_maximum)
 
     levels = level(0)
     for index, threshold in enumerate(thresholds, start=1):
-        bound = tf.constant(np.asarray(threshold, np.float32))
-        if input_range is not None:
+        bound = np.asarray(threshold, np.float32)
+        if input_range is None:
+            bound = tf.constant(bound)
+        else:
             # The same fake quant as the input: both comparison operands share one int8 scale,
             # so the int8 GREATER_EQUAL compares raw integers (no rescaling).
-            bound = _fake_quant(bound, *input_range)
+            bound = _fake_quant(_distinct_constant(bound, input_range, f"{salt}/threshold{index}"),
+                                *input_range)
         levels = _fake_quant(tf.where(compare(x, bound), level(index), levels),
                              0.0, output_maximum)
     return levels
@@ -451,7 +479,7 @@ class N2UQLevels(tf.keras.layers.Layer):
         self.levels = dict(levels)
 
     def call(self, inputs):
-        return staircase(inputs, **_staircase_arguments(self.levels))
+        return staircase(inputs, **_staircase_arguments(self.levels), salt=self.name)
 
     def get_config(self):
         return {**super().get_config(), "levels": self.levels}
@@ -518,7 +546,7 @@ class _ExactInt8Linear(tf.keras.layers.Layer):
 
     def call(self, inputs):
         x = inputs if self.levels is None else staircase(
-            inputs, **_staircase_arguments(self.levels))
+            inputs, **_staircase_arguments(self.levels), salt=self.name)
         kernel = tf.convert_to_tensor(self.kernel)
         if self.kernel_scales is not None:
             bound = _NARROW_MAX * tf.constant(self.kernel_scales, tf.float32)

@@ -358,3 +358,50 @@ def test_unsupported_models_are_rejected_by_name():
     plain = tf.keras.Model(inputs, tf.keras.layers.Conv2D(4, 3)(inputs), name="plain")
     with pytest.raises(ValueError, match="'plain' has no N2UQ layers"):
         export_n2uq_int8_model(plain)
+
+
+def test_depthwise_dense_standalone_and_identical_ltqs(fashion):
+    """The other layer kinds: a 3-bit depthwise conv (multiplier 2, bias, BN folded), a
+    standalone LTQ layer, two 1×1 convs whose LTQs are identical (default initialisation: equal
+    constants that the converter would merge), and a QuantDense whose negative ``input_scale``
+    and ``output_scale`` turn into ``LESS_EQUAL`` comparisons and a negated kernel."""
+    images = fashion[0]
+    tf.keras.utils.set_random_seed(3)
+    inputs = tf.keras.Input((28, 28, 1))
+    x = tf.keras.layers.Conv2D(8, 3, strides=2, padding="same")(inputs)
+    x = tf.keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = lq.layers.QuantDepthwiseConv2D(
+        3, padding="same", depth_multiplier=2, name="depthwise",
+        input_quantizer=N2UQActivationQuantizer(bits=3),
+        depthwise_quantizer=N2UQWeightQuantizer(bits=3, axis=(2, 3)))(x)
+    x = tf.keras.layers.BatchNormalization(name="depthwise_bn")(x)
+    x = N2UQActivationQuantizer(bits=2, name="standalone")(x)
+    x = tf.keras.layers.MaxPool2D()(x)
+    for name in ("same_a", "same_b"):
+        x = lq.layers.QuantConv2D(8, 1, name=name, input_quantizer=N2UQActivationQuantizer(),
+                                  kernel_quantizer=N2UQWeightQuantizer())(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    x = lq.layers.QuantDense(10, name="dense", kernel_quantizer=N2UQWeightQuantizer(bits=2),
+                             input_quantizer=N2UQActivationQuantizer(
+                                 bits=2, start_initializer=-1.5, input_scale_initializer=-1.0,
+                                 output_scale_initializer=-0.5))(x)
+    model = tf.keras.Model(inputs, x)
+    rng = np.random.default_rng(3)
+    for bn in ("stem_bn", "depthwise_bn"):
+        layer = model.get_layer(bn)
+        shape = layer.gamma.shape
+        layer.gamma.assign(rng.uniform(-1.5, 1.5, shape))  # negative BN factors too
+        layer.moving_mean.assign(rng.uniform(-0.2, 0.2, shape))
+        layer.moving_variance.assign(rng.uniform(0.5, 2.0, shape))
+    keras_out = model.predict(images[:100], verbose=0)
+    assert np.abs(keras_out).max() > 0.1  # the LTQs are not all stuck at level 0
+    export = export_n2uq_int8_model(model, quantize_ltq_inputs=False, batch_size=None)
+    assert np.abs(export.predict(images[:100], verbose=0) - keras_out).max() <= 2e-6 * max(
+        1.0, np.abs(keras_out).max())
+    flatbuffer = convert_n2uq_int8(model, images[:100])
+    report = check_n2uq_int8(flatbuffer, model)
+    assert {layer for layer, *_ in report.levels_tensors} == {
+        "depthwise", "standalone", "same_a", "same_b", "dense"}
+    assert [layer for layer, *_ in report.weight_layers] == ["depthwise", "same_a", "same_b",
+                                                             "dense"]
+    assert report.op_histogram["DEPTHWISE_CONV_2D"] == 1 and report.op_histogram["LESS_EQUAL"] == 3
