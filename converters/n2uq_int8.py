@@ -251,14 +251,16 @@ def _rprelu_inverse(values: np.ndarray, shift_in: float, slope: float,
     return np.where(target >= 0, target, target / slope) - shift_in
 
 
-def _centred_offsets(centres: np.ndarray, spread: float) -> np.ndarray:
-    """Offsets ``≈ -centres`` that int8 represents exactly, never all zero (see ``_fit_grid``)."""
+def _centred_offsets(centres: np.ndarray, spread: float) -> tuple[np.ndarray, list[float]]:
+    """Offsets ``≈ -centres`` on an int8 grid, never all zero, and that grid's range.
+
+    The range spans 0 and every offset, so its end points are offsets and at least one offset
+    stays non-zero after the fake quant (see ``_fit_grid`` for why that matters).
+    """
     raw = -centres.astype(np.float64)
     if not np.any(raw):
         raw = np.full_like(raw, -spread / 4 if spread > 0 else -1.0)
     low, high = float(np.float32(min(0.0, raw.min()))), float(np.float32(max(0.0, raw.max())))
-    if low == high:  # a single non-zero value; widen so TensorFlow has a range
-        low, high = (low * 2, 0.0) if low < 0 else (0.0, high * 2)
     offsets = _fake_quant(raw.astype(np.float32), low, high).numpy()
     return offsets, [low, high]
 
@@ -511,14 +513,19 @@ class _ExactInt8Linear(tf.keras.layers.Layer):
         self.use_bias = bool(use_bias)
         self.activation = tf.keras.activations.get(activation)
 
+    # The four methods below are each subclass's op; this base class is never used alone.
+
     def _kernel_shape(self, input_shape: tf.TensorShape) -> tuple[int, ...]:
-        raise NotImplementedError
+        """The Keras kernel shape for ``input_shape``."""
+        raise NotImplementedError(f"{type(self).__name__} does not define its kernel")
 
     def _output_channels(self) -> int:
-        raise NotImplementedError
+        """Number of output channels (one kernel scale each)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define its channels")
 
     def _linear(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-        raise NotImplementedError
+        """The linear op on the (fake-quantized) kernel, without bias."""
+        raise NotImplementedError(f"{type(self).__name__} does not define its op")
 
     def _channels_last(self, kernel: tf.Tensor) -> tf.Tensor:
         """The kernel with the output channel as its last axis (per-channel fake quant)."""
@@ -526,9 +533,10 @@ class _ExactInt8Linear(tf.keras.layers.Layer):
 
     def tflite_kernel(self) -> tuple[np.ndarray, int]:
         """``(kernel in the TFLite op's layout, its output-channel axis)``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not define its TFLite layout")
 
     def _from_channels_last(self, kernel: tf.Tensor) -> tf.Tensor:
+        """Inverse of ``_channels_last``."""
         return kernel
 
     def build(self, input_shape):

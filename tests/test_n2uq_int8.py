@@ -25,12 +25,12 @@ from tflbnn.n2uq import N2UQActivationQuantizer, N2UQWeightQuantizer
 WIDTH = 16
 TRAIN = slice(0, 1500)    # training and calibration images
 HELD_OUT = slice(1500, 2000)  # the ~500 parity images, never trained on
-#: Top-1 agreement the int8 models must reach. Not the 99 % of the issue: this is full int8
-#: post-training quantization of the float parts, and an LTQ turns the rounding of its input
-#: (the int8 residual stream) into level flips. Measured on these briefly trained models:
-#: 95-97 % (2 bits) and 96-98 % (4 bits); the Keras models themselves change top-1 on 1 % of
-#: the images under ±0.001 input noise, and rounding the Keras logits to the int8 output scale
-#: alone costs 0.6 %. A broken conversion gives 28-31 % (the converter's bias defect).
+#: Top-1 agreement the int8 models must reach. Not the 99 % of the issue: the float parts are
+#: ordinary int8 post-training quantization, and an LTQ turns the rounding of its input (the
+#: int8 residual stream) into level flips. Measured here: 94.8 % (2 bits) and 97.0 % (4 bits);
+#: 89-98 % on other seeds and training lengths. The Keras models themselves change top-1 on
+#: ~1 % of the images under ±0.001 input noise, and rounding the Keras logits to the int8 output
+#: scale alone costs ~0.6 %. A broken conversion gives 28-31 % (the converter's bias defect).
 MIN_TOP1 = 0.92
 #: Everything but the exact parts may differ by int8 rounding; the exact parts are checked
 #: exactly below.
@@ -236,7 +236,6 @@ def test_ltq_outputs_are_exactly_on_levels(case):
 def test_top1_agreement_with_keras(case):
     report = check_n2uq_int8_parity(case["model"], case["flatbuffer"], case["images"],
                                     min_top1_agreement=MIN_TOP1)
-    print(f"{case['bits']}-bit: {report.summary()}")
     assert report.num_images == 500 and report.top1_agreement >= MIN_TOP1
     # The int8 model is as good a classifier as Keras (a few points either way).
     keras_accuracy = np.mean(report.keras_predictions == case["labels"])
@@ -248,7 +247,9 @@ def test_top1_agreement_with_keras(case):
 def test_size_against_float32(case):
     size = n2uq_int8_size(case["model"], case["flatbuffer"])
     assert size.lce_bytes == len(case["flatbuffer"])
-    assert size.ratio > 2.5  # 8-bit weights and no float kernels
+    # 8-bit weights instead of float32; on a model this small tensor names and op metadata
+    # weigh as much as the weights (measured 2.7x; 3.8x on a width-0.25 N2UQ ResNet-18).
+    assert size.ratio > 2.0
 
 
 # ------------------------------------------------------------------ the checks can fail
