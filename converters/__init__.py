@@ -26,6 +26,9 @@ from tflbnn.converters.int8_weights import (Int8ParityReport, Int8WeightError, I
                                             store_int8_weights)
 from tflbnn.converters.keras_io import load_keras_model
 from tflbnn.converters.lce import convert_float, convert_lce
+from tflbnn.converters.n2uq_int8 import (N2UQInt8Check, N2UQInt8Error, check_n2uq_int8,
+                                         check_n2uq_int8_parity, convert_n2uq_int8,
+                                         export_n2uq_int8_model, n2uq_int8_size)
 from tflbnn.converters.parity import (DEFAULT_MAX_LOGIT_DELTA, DEFAULT_MIN_TOP1_AGREEMENT,
                                       ParityError, ParityReport, check_parity,
                                       check_parity_images, run_lce)
@@ -47,6 +50,8 @@ __all__ = [
     "Int8WeightError",
     "Int8WeightSize",
     "LayerCoverage",
+    "N2UQInt8Check",
+    "N2UQInt8Error",
     "METADATA_KEY",
     "OpInfo",
     "ParityError",
@@ -60,6 +65,8 @@ __all__ = [
     "check_coverage",
     "check_int8_parity",
     "check_int8_weights",
+    "check_n2uq_int8",
+    "check_n2uq_int8_parity",
     "check_parity",
     "check_parity_images",
     "compare",
@@ -67,11 +74,14 @@ __all__ = [
     "convert_int8_weights",
     "convert_lce",
     "convert_model",
+    "convert_n2uq_int8",
     "exact_int8_scales",
+    "export_n2uq_int8_model",
     "float_twin_path",
     "int8_weight_size",
     "kernel_flags",
     "load_keras_model",
+    "n2uq_int8_size",
     "read_tflite",
     "read_weight_tensors",
     "run_lce",
