@@ -103,7 +103,7 @@ class TFLiteClassifier:
         if not self.path.is_file():
             raise FileNotFoundError(f"model file not found: {self.path}")
         self.flatbuffer = self.path.read_bytes()
-        self.info: TFLiteModelInfo = read_tflite(self.path)
+        self.info: TFLiteModelInfo = read_tflite(self.flatbuffer, name=str(self.path))
         self.sidecar = sidecar_path(self.path)
         if not self.sidecar.is_file():
             raise FileNotFoundError(
