@@ -55,12 +55,22 @@ from tflbnn.n2uq import (
 )
 from tflbnn.profiling import FLOAT_BITS
 
-__all__ = ["LTQRelaxation", "PACT", "PACTRelaxation", "N2UQ_PRECISIONS", "N2UQFamily",
+__all__ = ["LTQRelaxation", "PACT", "PACTRelaxation", "N2UQ_PRECISIONS", "N2UQ_THRESHOLDS",
+           "N2UQ_WEIGHT_QUANTIZERS", "N2UQFamily",
            "n2uq_resnet18", "n2uq_resnet34", "n2uq_resnet50", "n2uq_mobilenet_v2",
            "MOBILENET_V2_SETTINGS"]
 
 #: ``"n2uq"``: quantized weights and activations; ``"float"``: the float twin (same weights).
 N2UQ_PRECISIONS = ("n2uq", "float")
+
+#: Ablation switches (papers.md §3.6): ``"learned"`` thresholds with G-STE (N2UQ), or
+#: ``"uniform"`` ones: the same quantizer with its thresholds and scales frozen at their initial,
+#: equally spaced values, where G-STE reduces to the plain clipped STE (the DoReFa-style baseline).
+N2UQ_THRESHOLDS = ("learned", "uniform")
+
+#: ``"n2uq"``: the entropy-preserving normalised weight quantizer; ``"dorefa"``: DoReFa's
+#: ``tanh`` weight quantizer (``larq.quantizers.DoReFa(mode="weights")``), the baseline.
+N2UQ_WEIGHT_QUANTIZERS = ("n2uq", "dorefa")
 
 #: MobileNetV2's inverted-residual stages (expansion t, channels c, blocks n, stride s).
 MOBILENET_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
@@ -197,28 +207,45 @@ class N2UQFamily(BlockFamily):
         precision: one of ``N2UQ_PRECISIONS``.
         float_downsample: keep the downsampling shortcuts float (the paper's * rows).
         model_name: named in error messages.
+        thresholds: one of ``N2UQ_THRESHOLDS`` (ablation switch).
+        weight_quantizer: one of ``N2UQ_WEIGHT_QUANTIZERS`` (ablation switch).
 
     Raises:
-        ValueError: for invalid bits, precision or float_downsample.
+        ValueError: for invalid bits, precision, float_downsample, thresholds or weight quantizer.
     """
 
-    def __init__(self, *, bits: int, precision: str, float_downsample: bool, model_name: str):
+    def __init__(self, *, bits: int, precision: str, float_downsample: bool, model_name: str,
+                 thresholds: str = "learned", weight_quantizer: str = "n2uq"):
         check_choice(bits, SUPPORTED_BITS, "bits", model_name)
         check_choice(precision, N2UQ_PRECISIONS, "precision", model_name)
+        check_choice(thresholds, N2UQ_THRESHOLDS, "thresholds", model_name)
+        check_choice(weight_quantizer, N2UQ_WEIGHT_QUANTIZERS, "weight_quantizer", model_name)
         if not isinstance(float_downsample, bool):
             raise ValueError(f"{model_name}: float_downsample must be True or False, "
                              f"got {float_downsample!r}")
         self.bits = bits
         self.quantized = precision == "n2uq"
         self.float_downsample = float_downsample
+        self.learned_thresholds = thresholds == "learned"
+        self.weight_quantizer_name = weight_quantizer
 
     def activation_quantizer(self, *, pact: bool = False, name: str) -> lq.quantizers.Quantizer:
         """The LTQ (or PACT), or its frozen relaxation in the float twin."""
         if pact:
             return PACT(self.bits, name=name) if self.quantized else \
                 PACTRelaxation(self.bits, trainable=False, name=name)
-        return N2UQActivationQuantizer(self.bits, name=name) if self.quantized else \
-            LTQRelaxation(self.bits, trainable=False, name=name)
+        if not self.quantized:
+            return LTQRelaxation(self.bits, trainable=False, name=name)
+        return N2UQActivationQuantizer(self.bits, trainable=self.learned_thresholds, name=name)
+
+    def weight_quantizer(self, *, depthwise: bool) -> lq.quantizers.Quantizer | None:
+        """The kernel quantizer (``None`` in the float twin); depthwise ones are per channel."""
+        if not self.quantized:
+            return None
+        if self.weight_quantizer_name == "dorefa":
+            return lq.quantizers.DoReFa(k_bit=self.bits, mode="weights")
+        return N2UQWeightQuantizer(self.bits, axis=(2, 3)) if depthwise else \
+            N2UQWeightQuantizer(self.bits)
 
     def conv(self, spec: ConvSpec, *, pact: bool = False, name: str) -> tf.keras.layers.Layer:
         """A quantized conv (float kernel in the float twin) with its activation quantizer.
@@ -235,12 +262,10 @@ class N2UQFamily(BlockFamily):
             pact=pact, name=f"{name}_{'pact' if pact else 'ltq'}")
         common = dict(strides=spec.strides, padding="same", use_bias=False,
                       input_quantizer=input_quantizer, name=name)
+        weight_quantizer = self.weight_quantizer(depthwise=spec.depthwise)
         if spec.depthwise:
-            weight_quantizer = N2UQWeightQuantizer(self.bits, axis=(2, 3)) if self.quantized \
-                else None
             return lq.layers.QuantDepthwiseConv2D(
                 spec.kernel_size, depthwise_quantizer=weight_quantizer, **common)
-        weight_quantizer = N2UQWeightQuantizer(self.bits) if self.quantized else None
         return lq.layers.QuantConv2D(spec.filters, spec.kernel_size,
                                      kernel_quantizer=weight_quantizer, **common)
 
@@ -272,6 +297,9 @@ _RESNET_DOC = """N2UQ ResNet-{depth} (papers.md §3.4): pre-activation RPReLU bl
         precision: ``"n2uq"`` (quantized) or ``"float"`` (the float twin with the same weights,
             to train first and load with ``tflbnn.training.transfer_weights``).
         float_downsample: keep the 1×1 downsampling shortcuts float (the paper's * rows).
+        thresholds: ``"learned"`` (N2UQ) or ``"uniform"`` (frozen, equally spaced: the
+            ablation's DoReFa-style activations), see ``N2UQ_THRESHOLDS``.
+        weight_quantizer: ``"n2uq"`` (normalised) or ``"dorefa"`` (the ablation baseline).
         width: channel multiplier (channels rounded to multiples of 8).
         stem: ``"imagenet"`` (7×7 stride-2 conv, BN, ReLU, max-pool) or ``"small"`` (3×3
             stride-1 conv, BN, ReLU; for 28×28 / 32×32 inputs).
@@ -294,10 +322,13 @@ def _register_resnet(depth: int) -> ModelBuilder:
         bits: int = 2,
         precision: str = "n2uq",
         float_downsample: bool = False,
+        thresholds: str = "learned",
+        weight_quantizer: str = "n2uq",
         width: float = 1.0,
         stem: str = "imagenet",
     ) -> tf.keras.Model:
         family = N2UQFamily(bits=bits, precision=precision, float_downsample=float_downsample,
+                            thresholds=thresholds, weight_quantizer=weight_quantizer,
                             model_name=name)
         return build_resnet(family, depth=depth, input_shape=input_shape,
                             num_classes=num_classes, width=width, stem=stem, model_name=name)

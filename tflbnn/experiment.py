@@ -15,15 +15,26 @@ A config is a small TOML file (or the equivalent dict)::
     source = "embedded"
 
     [recipe]
-    kind = "two_step"                # "two_step", "float" or "binary"
+    kind = "two_step"                # "two_step", "float", "binary", "n2uq" or "s3"
     batch_size = 128
     learning_rate = 1e-3
-    teacher_epochs = 3               # two_step: float twin trained as teacher
+    teacher_epochs = 3               # two_step: float twin trained as teacher; n2uq: float twin
     step1_epochs = 4                 # two_step: binary activations, real weights
     step2_epochs = 4                 # two_step: fully binary
-    epochs = 4                       # float / binary recipes
+    epochs = 4                       # float / binary / n2uq (quantized stage) / s3
     weight_decay = 1e-5
     augment = "standard"
+
+The low-bit recipes (``tflbnn.training.n2uq_recipe`` / ``s3_recipe``):
+
+* ``kind = "n2uq"``: the float twin (``precision = "float"``) is trained for ``teacher_epochs``,
+  or loaded from ``teacher = "path.keras"``, then the N2UQ model starts from its weights and
+  trains for ``epochs`` with Adam, linear decay and thresholds/scales at
+  ``quantizer_lr_factor`` (0.1) times ``learning_rate``; ``distill = true`` distils from the
+  float model. Weight decay defaults to 0 (the paper's).
+* ``kind = "s3"``: from random initialisation, SGD with ``momentum`` (0.9) and cosine decay,
+  ``learning_rate`` defaulting to 0.1 and ``weight_decay`` (on all weights) to 1e-4; the S3
+  layers' dense-weight regulariser is on.
 
 The run writes every stage under ``<output_dir>/<name>/<stage>/`` (resumable), then the final
 model as ``model.keras`` + ``model.json`` (labels, preprocessing, data spec, results), the
@@ -46,12 +57,22 @@ import tensorflow as tf
 from tflbnn import data as tflbnn_data
 from tflbnn.metadata import ModelMetadata, sidecar_path, write_bytes_atomic
 from tflbnn.models import get_model, profile
-from tflbnn.training import plot_histories, train_stage, two_step
+from tflbnn.training import n2uq_recipe, plot_histories, s3_recipe, train_stage, two_step
 from tflbnn.training.recipes import STEP1_INITS
 
 __all__ = ["RunConfig", "RunResult", "load_config", "run_experiment", "RECIPES"]
 
-RECIPES = ("two_step", "float", "binary")
+RECIPES = ("two_step", "float", "binary", "n2uq", "s3")
+
+#: The zoo precision of the model each recipe ends with (``None``: the builder has none).
+_FINAL_PRECISION = {"two_step": "binary", "float": "float", "binary": "binary", "n2uq": "n2uq",
+                    "s3": None}
+
+#: Recipe defaults that differ from ``_RECIPE_DEFAULTS`` for one kind (the papers' values).
+_KIND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "n2uq": {"weight_decay": 0.0},
+    "s3": {"learning_rate": 0.1, "weight_decay": 1e-4},
+}
 
 _RECIPE_DEFAULTS: dict[str, Any] = {
     "kind": "two_step",
@@ -69,6 +90,9 @@ _RECIPE_DEFAULTS: dict[str, Any] = {
     "augment": "standard",
     "seed": 0,
     "teacher": None,
+    "distill": False,
+    "quantizer_lr_factor": 0.1,
+    "momentum": 0.9,
 }
 
 
@@ -131,10 +155,10 @@ class RunConfig:
         if unknown:
             raise ValueError(f"{source}: unknown [recipe] key(s) {unknown}; valid: "
                              f"{sorted(_RECIPE_DEFAULTS)}")
-        recipe = {**_RECIPE_DEFAULTS, **recipe_given}
-        if recipe["kind"] not in RECIPES:
-            raise ValueError(f"{source}: recipe kind must be one of {RECIPES}, got "
-                             f"{recipe['kind']!r}")
+        kind = recipe_given.get("kind", _RECIPE_DEFAULTS["kind"])
+        if kind not in RECIPES:
+            raise ValueError(f"{source}: recipe kind must be one of {RECIPES}, got {kind!r}")
+        recipe = {**_RECIPE_DEFAULTS, **_KIND_DEFAULTS.get(kind, {}), **recipe_given}
         if recipe["step1_init"] not in STEP1_INITS:
             raise ValueError(f"{source}: step1_init must be one of {STEP1_INITS}, got "
                              f"{recipe['step1_init']!r}")
@@ -145,6 +169,17 @@ class RunConfig:
                                  f"got {recipe[key]!r}")
         if not recipe["learning_rate"] > 0:
             raise ValueError(f"{source}: recipe learning_rate must be positive")
+        if not isinstance(recipe["distill"], bool):
+            raise ValueError(f"{source}: recipe distill must be true or false, got "
+                             f"{recipe['distill']!r}")
+        if not recipe["quantizer_lr_factor"] > 0:
+            raise ValueError(f"{source}: recipe quantizer_lr_factor must be positive")
+        if not 0 <= recipe["momentum"] < 1:
+            raise ValueError(f"{source}: recipe momentum must be in [0, 1), got "
+                             f"{recipe['momentum']!r}")
+        if kind == "n2uq" and recipe["teacher_epochs"] < 1 and not recipe["teacher"]:
+            raise ValueError(f"{source}: the n2uq recipe starts from a float model: set "
+                             "teacher_epochs >= 1 or teacher = \"float_model.keras\"")
         return cls(name=name, output_dir=Path(config.get("output_dir", "runs")),
                    model=model_name, model_options=model, data=dict(config["data"]),
                    recipe=recipe)
@@ -216,11 +251,15 @@ def run_experiment(config: RunConfig, *, verbose: int | str = "auto") -> RunResu
     bundle = tflbnn_data.load_data(config.data)
     input_shape = bundle.preprocessing.input_shape
 
-    def build(precision: str) -> tf.keras.Model:
+    def build(precision: str | None) -> tf.keras.Model:
+        options = dict(config.model_options)
+        if precision is not None:
+            options["precision"] = precision
         return get_model(config.model, input_shape=input_shape, num_classes=len(bundle.labels),
-                         precision=precision, **config.model_options)
+                         **options)
 
-    build("binary")  # fail on a bad model config before any data work or training
+    # Fail on a bad model config before any data work or training.
+    build(_FINAL_PRECISION[recipe["kind"]])
     train_data = bundle.train_dataset(recipe["batch_size"], augment=recipe["augment"],
                                       seed=recipe["seed"])
     test_data = bundle.test_dataset(recipe["batch_size"])
@@ -234,7 +273,10 @@ def run_experiment(config: RunConfig, *, verbose: int | str = "auto") -> RunResu
                                                            default=str).encode())
     teacher = None
     if recipe["teacher"]:
-        teacher = tf.keras.models.load_model(recipe["teacher"], safe_mode=True)
+        if not Path(recipe["teacher"]).is_file():
+            raise FileNotFoundError(f"{config.name}: recipe teacher {recipe['teacher']!r} is not "
+                                    "a file (a trained .keras model)")
+        teacher = tf.keras.models.load_model(recipe["teacher"], safe_mode=True, compile=False)
     common = dict(learning_rate=recipe["learning_rate"], lr_offset=recipe["lr_offset"],
                   metadata=metadata, verbose=verbose)
 
@@ -246,8 +288,23 @@ def run_experiment(config: RunConfig, *, verbose: int | str = "auto") -> RunResu
             teacher_learning_rate=recipe["teacher_learning_rate"],
             step1_init=recipe["step1_init"], label_weight=recipe["label_weight"], **common,
         )
+    elif recipe["kind"] == "n2uq":
+        results = n2uq_recipe(
+            build, train_data, test_data, run_dir=run_dir, epochs=recipe["epochs"],
+            float_epochs=recipe["teacher_epochs"], float_model=teacher,
+            float_learning_rate=recipe["teacher_learning_rate"],
+            quantizer_lr_factor=recipe["quantizer_lr_factor"], distill=recipe["distill"],
+            label_weight=recipe["label_weight"], **common,
+        )
+    elif recipe["kind"] == "s3":
+        results = s3_recipe(
+            build(None), train_data, test_data, run_dir=run_dir, epochs=recipe["epochs"],
+            learning_rate=recipe["learning_rate"], momentum=recipe["momentum"],
+            weight_decay=recipe["weight_decay"], teacher=teacher,
+            label_weight=recipe["label_weight"], metadata=metadata, verbose=verbose,
+        )
     else:
-        precision = "float" if recipe["kind"] == "float" else "binary"
+        precision = _FINAL_PRECISION[recipe["kind"]]
         results = {recipe["kind"]: train_stage(
             build(precision), train_data, test_data, stage_dir=run_dir / recipe["kind"],
             epochs=recipe["epochs"], weight_decay=recipe["weight_decay"], teacher=teacher,

@@ -4,7 +4,9 @@
 - ``LinearEpochDecay``: the papers' linear per-epoch learning-rate decay.
 - ``add_conv_weight_decay`` / ``transfer_weights``: the two-step recipe's weight handling.
 - ``StopOnNaN``, ``SaveModelEachEpoch``: callbacks for long runs.
-- ``train_stage`` / ``two_step``: resumable stages with checkpoints, CSV history and curves.
+- ``n2uq_optimizer`` / ``sgd_cosine_optimizer``: the N2UQ and S3 optimizers.
+- ``train_stage``: a resumable stage with checkpoints, CSV history and curves; the recipes
+  ``two_step`` (ReActNet), ``n2uq_recipe`` and ``s3_recipe`` chain stages.
 """
 
 from tflbnn import _backend  # noqa: F401
@@ -13,10 +15,13 @@ from tflbnn.losses import DistributionLoss, distribution_loss
 from tflbnn.training.callbacks import SaveModelEachEpoch, StopOnNaN, TrainingDivergedError
 from tflbnn.training.distillation import Distiller
 from tflbnn.training.history import plot_histories, read_history
-from tflbnn.training.recipes import STEP1_INITS, two_step
+from tflbnn.training.optimizers import (adam_linear_optimizer, n2uq_optimizer,
+                                        sgd_cosine_optimizer)
+from tflbnn.training.recipes import STEP1_INITS, n2uq_recipe, s3_recipe, two_step
 from tflbnn.training.schedules import LinearEpochDecay
-from tflbnn.training.stage import StageResult, load_stage, train_stage
-from tflbnn.training.weights import add_conv_weight_decay, conv_kernels, transfer_weights
+from tflbnn.training.stage import StageResult, count_batches, load_stage, train_stage
+from tflbnn.training.weights import (add_conv_weight_decay, add_weight_decay, conv_kernels,
+                                     transfer_weights)
 
 __all__ = [
     "DistributionLoss",
@@ -24,6 +29,11 @@ __all__ = [
     "Distiller",
     "LinearEpochDecay",
     "add_conv_weight_decay",
+    "add_weight_decay",
+    "adam_linear_optimizer",
+    "n2uq_optimizer",
+    "sgd_cosine_optimizer",
+    "count_batches",
     "conv_kernels",
     "transfer_weights",
     "StopOnNaN",
@@ -35,5 +45,7 @@ __all__ = [
     "train_stage",
     "load_stage",
     "two_step",
+    "n2uq_recipe",
+    "s3_recipe",
     "STEP1_INITS",
 ]

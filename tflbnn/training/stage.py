@@ -7,7 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from tflbnn import _backend  # noqa: F401
 
@@ -19,10 +19,13 @@ from tflbnn.metadata import ModelMetadata, sidecar_path, write_bytes_atomic
 from tflbnn.training.callbacks import SaveModelEachEpoch, StopOnNaN, save_model_atomic
 from tflbnn.training.distillation import Distiller
 from tflbnn.training.history import plot_histories, read_history
-from tflbnn.training.schedules import LinearEpochDecay
+from tflbnn.training.optimizers import adam_linear_optimizer
 from tflbnn.training.weights import add_conv_weight_decay
 
-__all__ = ["StageResult", "train_stage", "load_stage"]
+__all__ = ["StageResult", "train_stage", "load_stage", "count_batches", "OptimizerFactory"]
+
+#: Builds a stage's optimizer from ``(model, epochs, steps_per_epoch)``.
+OptimizerFactory = Callable[[tf.keras.Model, int, int], tf.keras.optimizers.Optimizer]
 
 _DONE_FILE = "stage.json"
 
@@ -62,7 +65,12 @@ class StageResult:
         }
 
 
-def _steps(dataset: tf.data.Dataset, what: str) -> int:
+def count_batches(dataset: tf.data.Dataset, what: str = "training") -> int:
+    """The number of batches of a finite dataset (optimizer steps per epoch for training data).
+
+    Raises:
+        ValueError: naming ``what`` for an infinite, unknown-length or empty dataset.
+    """
     steps = int(dataset.cardinality())
     if steps <= 0:
         raise ValueError(f"the {what} dataset has unknown or zero length ({steps} batches); "
@@ -104,12 +112,13 @@ def train_stage(
     teacher: tf.keras.Model | None = None,
     label_weight: float = 0.0,
     lr_offset: int = 1,
+    optimizer: OptimizerFactory | None = None,
     metadata: ModelMetadata | None = None,
     name: str | None = None,
     callbacks: Sequence[tf.keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
 ) -> StageResult:
-    """Train ``model`` for one stage with Adam and ReActNet's linear per-epoch decay.
+    """Train ``model`` for one stage, by default with Adam and ReActNet's linear per-epoch decay.
 
     Everything goes through ``model.fit``. The stage writes into ``stage_dir``: ``backup/``
     (``BackupAndRestore``: an interrupted stage resumes at its last finished epoch with the
@@ -123,12 +132,15 @@ def train_stage(
         validation_data: batched ``(images, labels)`` data evaluated after every epoch.
         stage_dir: the stage's output directory.
         epochs: number of epochs.
-        learning_rate: Adam's initial learning rate, decayed linearly per epoch.
+        learning_rate: Adam's initial learning rate, decayed linearly per epoch (ignored with
+            ``optimizer``).
         weight_decay: coupled L2 on conv kernels only (``add_conv_weight_decay``).
         teacher: when given, train with the distributional loss against it (``Distiller``);
             otherwise with cross-entropy on the labels.
         label_weight: weight of the label cross-entropy when distilling.
         lr_offset: see ``LinearEpochDecay`` (1 = reference code).
+        optimizer: builds the optimizer from ``(model, epochs, steps_per_epoch)`` instead of
+            the default Adam (e.g. ``n2uq_optimizer``, ``sgd_cosine_optimizer``).
         metadata: written next to ``model.keras`` as ``model.json`` (with results added).
         name: stage name for logs (default: the directory name).
         callbacks: extra Keras callbacks, run after the stage's own.
@@ -152,17 +164,19 @@ def train_stage(
         return finished
     stage_dir.mkdir(parents=True, exist_ok=True)
 
-    steps_per_epoch = _steps(train_data, "training")
-    optimizer = tf.keras.optimizers.Adam(
-        LinearEpochDecay(learning_rate, epochs, steps_per_epoch, offset=lr_offset)
-    )
+    steps_per_epoch = count_batches(train_data, "training")
+    if optimizer is None:
+        stage_optimizer = adam_linear_optimizer(learning_rate, epochs, steps_per_epoch,
+                                                lr_offset=lr_offset)
+    else:
+        stage_optimizer = optimizer(model, epochs, steps_per_epoch)
     add_conv_weight_decay(model, weight_decay)
     if teacher is not None:
         trainer: tf.keras.Model = Distiller(model, teacher, label_weight=label_weight)
-        trainer.compile(optimizer=optimizer, metrics=["accuracy"])
+        trainer.compile(optimizer=stage_optimizer, metrics=["accuracy"])
     else:
         trainer = model
-        trainer.compile(optimizer=optimizer, loss=_cross_entropy(train_data),
+        trainer.compile(optimizer=stage_optimizer, loss=_cross_entropy(train_data),
                         metrics=["accuracy"])
 
     callbacks = [
