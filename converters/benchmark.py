@@ -1,5 +1,6 @@
 """Latency of a TFLite model on this machine: LCE interpreter for LCE models, TFLite + XNNPACK
-for float models, and the LCE-vs-float speed-up.
+for float and int8 models, and the speed-up of a converted model (LCE or int8) over its float
+twin.
 
 On x86 the LCE bconv kernels are portable C++ (no SIMD): the default OPT_BGEMM kernel is ~4×
 slower than float XNNPACK while the indirect-BGEMM kernel is faster than float, so indirect
@@ -20,7 +21,8 @@ import tensorflow as tf
 from tflbnn.converters.flatbuffer import (LCE_BCONV, Source, bconv_groups, load_tflite_bytes,
                                           read_tflite)
 
-__all__ = ["KERNELS", "LatencyStats", "Comparison", "benchmark_tflite", "compare", "kernel_flags"]
+__all__ = ["KERNELS", "LatencyStats", "Comparison", "benchmark_tflite", "compare",
+           "converted_label", "kernel_flags"]
 
 #: CLI kernel names → (use_indirect_bgemm, use_reference_bconv).
 KERNELS = {"indirect": (True, False), "default": (False, False), "reference": (False, True)}
@@ -77,10 +79,18 @@ class LatencyStats:
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
-    """LCE model against its float twin; ``speedup`` = float median / LCE median."""
+    """A converted model against its float twin; ``speedup`` = float median / converted median.
+
+    Attributes:
+        lce: the converted model's latency (an LCE model, or an int8 one: see ``label``).
+        float32: the float32 twin's latency.
+        label: what the converted model is, as ``converted_label`` names it (``"LCE"``,
+            ``"int8"``).
+    """
 
     lce: LatencyStats
     float32: LatencyStats
+    label: str = "LCE"
 
     @property
     def speedup(self) -> float:
@@ -88,14 +98,37 @@ class Comparison:
 
     def as_dict(self) -> dict[str, Any]:
         return {"lce": self.lce.as_dict(), "float32": self.float32.as_dict(),
-                "speedup": self.speedup}
+                "speedup": self.speedup, "label": self.label}
 
     def summary(self) -> str:
         direction = "faster" if self.speedup >= 1 else "slower"
         factor = self.speedup if self.speedup >= 1 else 1 / self.speedup
-        return (f"LCE   {self.lce.summary()}\nfloat {self.float32.summary()}\n"
-                f"LCE is {factor:.2f}x {direction} than float (median {self.lce.median_ms:.3f} vs "
-                f"{self.float32.median_ms:.3f} ms)")
+        return (f"{self.label:<5} {self.lce.summary()}\nfloat {self.float32.summary()}\n"
+                f"{self.label} is {factor:.2f}x {direction} than float (median "
+                f"{self.lce.median_ms:.3f} vs {self.float32.median_ms:.3f} ms)")
+
+
+def converted_label(path_or_bytes: Source) -> str | None:
+    """What kind of converted model a flatbuffer is, for latency reports.
+
+    Args:
+        path_or_bytes: ``.tflite`` path or flatbuffer bytes.
+
+    Returns:
+        ``"LCE"`` for a model with LCE custom ops, ``"int8"`` for one with int8 tensors (a
+        full-integer model, or int8-stored weights), ``None`` for a plain float model.
+
+    Raises:
+        FileNotFoundError: if the path does not exist.
+        ValueError: if the file is not a TFLite model.
+    """
+    info = read_tflite(*load_tflite_bytes(path_or_bytes))
+    if info.uses_lce_ops:
+        return "LCE"
+    tensors = (tensor for op in info.ops for tensor in (*op.inputs, *op.outputs))
+    if any(tensor is not None and tensor.dtype == "int8" for tensor in tensors):
+        return "int8"
+    return None
 
 
 def _lce_kernel_name(use_indirect_bgemm: bool, use_reference_bconv: bool) -> str:
@@ -219,25 +252,31 @@ def benchmark_tflite(
 
 
 def compare(lce_model: Source, float_model: Source, **options: Any) -> Comparison:
-    """Benchmark an LCE model and its float twin with the same settings.
+    """Benchmark a converted model (LCE or int8) and its float twin with the same settings.
 
     Args:
-        lce_model: the LCE ``.tflite`` (path or bytes).
+        lce_model: the converted ``.tflite`` (path or bytes): an LCE model, or an int8 model
+            from the N2UQ or S3 path of ``convert_model``.
         float_model: the float32 ``.tflite`` of the same network.
         **options: ``benchmark_tflite`` keywords (``num_runs``, ``num_threads``, kernel flags).
-            ``use_xnnpack`` applies to the LCE model only; the float model always gets XNNPACK.
+            ``use_xnnpack`` applies to the converted model only; the float model always gets
+            XNNPACK. Kernel flags only matter for LCE models.
 
     Returns:
-        A ``Comparison`` with both stats and the speed-up.
+        A ``Comparison`` with both stats, the speed-up and the converted model's label.
 
     Raises:
-        ValueError: if ``lce_model`` has no LCE ops or ``float_model`` has some.
+        ValueError: if ``lce_model`` has neither LCE ops nor int8 tensors, or ``float_model``
+            has either.
     """
+    label = converted_label(lce_model)
+    if label is None:
+        raise ValueError(f"{load_tflite_bytes(lce_model)[1]}: has no LCE ops and no int8 "
+                         "tensors; expected the converted (LCE or int8) model first")
+    if converted_label(float_model) is not None:
+        raise ValueError(f"{load_tflite_bytes(float_model)[1]}: contains LCE ops or int8 "
+                         "tensors; expected the float32 twin")
     lce_stats = benchmark_tflite(lce_model, **options)
-    if lce_stats.interpreter != "lce":
-        raise ValueError(f"{lce_stats.source}: has no LCE ops; expected the LCE model first")
     float_options = {key: value for key, value in options.items() if key != "use_xnnpack"}
     float_stats = benchmark_tflite(float_model, **float_options)
-    if float_stats.interpreter != "tflite":
-        raise ValueError(f"{float_stats.source}: contains LCE ops; expected the float32 twin")
-    return Comparison(lce=lce_stats, float32=float_stats)
+    return Comparison(lce=lce_stats, float32=float_stats, label=label)

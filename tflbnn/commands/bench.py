@@ -1,4 +1,5 @@
-"""``tflbnn bench``: latency of an LCE ``.tflite`` against its float32 twin on this machine."""
+"""``tflbnn bench``: latency of a converted ``.tflite`` (LCE or int8) against its float32 twin on
+this machine."""
 
 from __future__ import annotations
 
@@ -14,16 +15,19 @@ __all__ = ["add_parser", "run", "float_twin_from_sidecar"]
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="time an LCE .tflite (and its float32 twin with XNNPACK) on this machine",
-        description="Time single-image inference of MODEL.tflite in the LCE interpreter and of "
-                    "its float32 twin in TFLite with XNNPACK, and print the speed-up. On x86 the "
-                    "'indirect' bconv kernel is ~5x faster than 'default'; it is the default.")
-    parser.add_argument("model", type=Path, help="the LCE model (.tflite)")
+        help="time a converted .tflite (and its float32 twin with XNNPACK) on this machine",
+        description="Time single-image inference of MODEL.tflite written by 'tflbnn convert' "
+                    "and of its float32 twin in TFLite with XNNPACK, and print the speed-up. LCE "
+                    "models run in the LCE interpreter (on x86 the 'indirect' bconv kernel is ~5x "
+                    "faster than 'default'; it is the default); int8 models (N2UQ full-integer, "
+                    "S3 int8 weights) run in TFLite with XNNPACK, like the twin.")
+    parser.add_argument("model", type=Path, help="the converted model (.tflite)")
     parser.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
     parser.add_argument("--kernel", choices=("indirect", "default", "reference"),
-                        default="indirect", help="LceBconv2d kernel (default indirect)")
+                        default="indirect",
+                        help="LceBconv2d kernel, LCE models only (default indirect)")
     parser.add_argument("--compare", type=Path, metavar="FLOAT.tflite",
                         help="float32 model to compare with (default: the float twin named in "
                              "the sidecar MODEL.json)")
@@ -53,7 +57,7 @@ def float_twin_from_sidecar(model_path: Path) -> tuple[Path | None, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tflbnn.converters import Comparison, benchmark_tflite, kernel_flags
+    from tflbnn.converters import Comparison, benchmark_tflite, converted_label, kernel_flags
     from tflbnn.metadata import write_bytes_atomic
 
     if args.runs < 1 or args.threads < 1 or args.warmup < 0:
@@ -61,9 +65,11 @@ def run(args: argparse.Namespace) -> int:
                            f"{args.runs}, {args.threads}, {args.warmup}")
     options = dict(num_runs=args.runs, warmup=args.warmup, num_threads=args.threads,
                    **kernel_flags(args.kernel))
+    label = converted_label(args.model)
     stats = benchmark_tflite(args.model, **options)
-    if stats.interpreter != "lce":
-        print(f"note: {args.model} has no LCE ops; timed as a plain float TFLite model")
+    if label is None:
+        print(f"note: {args.model} has no LCE ops and no int8 tensors; timed as a plain float "
+              "TFLite model")
         print(stats.summary())
         result = {"model": stats.as_dict()}
     else:
@@ -72,18 +78,20 @@ def run(args: argparse.Namespace) -> int:
         else:
             twin, note = float_twin_from_sidecar(args.model)
         if twin is None:
-            print(f"LCE   {stats.summary()}")
+            print(f"{label:<5} {stats.summary()}")
             print(f"no float comparison: {note} (pass --compare FLOAT.tflite)")
-            result = {"lce": stats.as_dict(), "float32": None, "speedup": None}
+            result = {"lce": stats.as_dict(), "float32": None, "speedup": None, "label": label}
         else:
             float_options = {key: value for key, value in options.items()
                              if key in ("num_runs", "warmup", "num_threads")}
+            if converted_label(twin) is not None:
+                raise CommandError(f"{twin}: contains LCE ops or int8 tensors; --compare needs "
+                                   "the float32 twin")
             float_stats = benchmark_tflite(twin, **float_options)
-            if float_stats.interpreter != "tflite":
-                raise CommandError(f"{twin}: contains LCE ops; --compare needs the float32 twin")
-            comparison = Comparison(lce=stats, float32=float_stats)
+            comparison = Comparison(lce=stats, float32=float_stats, label=label)
             print(comparison.summary())
-            print(f"bconv kernel: {args.kernel}; float model: {note}")
+            kernel = f"bconv kernel: {args.kernel}; " if label == "LCE" else ""
+            print(f"{kernel}float model: {note}")
             result = comparison.as_dict()
     if args.json:
         write_bytes_atomic(args.json, (json.dumps(result, indent=2) + "\n").encode("utf-8"))

@@ -1,4 +1,8 @@
-"""``tflbnn convert``: a trained ``.keras`` model → verified LCE ``.tflite``, float twin, JSON."""
+"""``tflbnn convert``: a trained ``.keras`` model → verified ``.tflite``, float twin, JSON.
+
+The conversion path follows the model's layers (``tflbnn.converters.conversion_kind``): LCE for
+binary models, full-integer int8 for N2UQ models, int8-stored weights for S3 models.
+"""
 
 from __future__ import annotations
 
@@ -16,14 +20,18 @@ DEFAULT_PARITY_COUNT = 200
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "convert",
-        help="convert a .keras model to an LCE .tflite, check coverage and parity, write metadata",
-        description="Convert MODEL.keras to an LCE flatbuffer and a float32 twin, check that every "
-                    "binary convolution became LceBconv2d and that the LCE interpreter matches "
-                    "Keras, then write OUT.tflite, OUT.float.tflite and OUT.json together. "
-                    "Nothing is written when a check fails.")
+        help="convert a .keras model to a verified .tflite (LCE or int8), write metadata",
+        description="Convert MODEL.keras along the path its layers call for, and a float32 twin: "
+                    "binary layers -> LCE flatbuffer (every binary convolution must become "
+                    "LceBconv2d); N2UQ quantizers -> full-integer int8 model calibrated on the "
+                    "parity images (every activation int8, levels and kernels exact); S3 "
+                    "shift-weight layers -> float32 model with the shift weights stored as int8, "
+                    "losslessly. Then check parity with Keras and write OUT.tflite, "
+                    "OUT.float.tflite and OUT.json (with the report) together. Nothing is "
+                    "written when a check fails.")
     parser.add_argument("model", type=Path, help="the trained model (.keras)")
     parser.add_argument("-o", "--output", type=Path,
-                        help="LCE model to write (default: MODEL with .tflite)")
+                        help="model to write (default: MODEL with .tflite)")
     parser.add_argument("--metadata", type=Path,
                         help="labels/preprocessing JSON (default: the sidecar MODEL.json)")
     parser.add_argument("--labels", type=Path,
@@ -39,18 +47,20 @@ def add_parser(subparsers) -> None:
                         help="a .npy of preprocessed float32 inputs, or a folder of image files "
                              "(default: the test split of the data set named in the metadata)")
     parser.add_argument("--parity-count", type=int, default=DEFAULT_PARITY_COUNT, metavar="N",
-                        help=f"images for the parity check (default {DEFAULT_PARITY_COUNT})")
+                        help=f"images for the parity check, and for calibrating N2UQ int8 "
+                             f"models (default {DEFAULT_PARITY_COUNT})")
     parser.add_argument("--allow-float-fallback", action="store_true",
-                        help="warn instead of failing when a binary layer does not become "
-                             "LceBconv2d")
+                        help="LCE only: warn instead of failing when a binary layer does not "
+                             "become LceBconv2d")
     parser.add_argument("--min-top1-agreement", type=float, default=None, metavar="X",
                         help="parity: minimum top-1 agreement with Keras (default 0.99)")
     parser.add_argument("--max-logit-delta", type=float, default=None, metavar="X",
-                        help="parity: maximum relative logit difference (default 1e-3)")
+                        help="parity: maximum median relative logit difference (default 1e-3; "
+                             "0.1 for N2UQ int8, whose float parts are rounded to int8)")
     parser.add_argument("--no-float-reference", action="store_true",
-                        help="do not convert and write the float32 twin")
-    parser.add_argument("--target", choices=("arm", "xcore"), default="arm",
-                        help="LCE converter target (default arm)")
+                        help="do not write the float32 twin")
+    parser.add_argument("--target", choices=("arm", "xcore"), default=None,
+                        help="LCE converter target, LCE only (default arm)")
     parser.set_defaults(func=run)
 
 
@@ -132,21 +142,35 @@ def _parity_images(args: argparse.Namespace, metadata):
     return images, f"first {len(images)} test image(s) of the recorded data set {spec}"
 
 
+def _check_options(args: argparse.Namespace, kind: str) -> None:
+    """Reject the LCE-only options for a model that takes an int8 path."""
+    from tflbnn.converters import KIND_LCE
+
+    if kind == KIND_LCE:
+        return
+    given = [option for option, value in (("--target", args.target is not None),
+                                          ("--allow-float-fallback", args.allow_float_fallback))
+             if value]
+    if given:
+        raise CommandError(f"{' and '.join(given)} apply to LCE models only; {args.model} "
+                           f"converts along the {kind!r} path")
+
+
 def run(args: argparse.Namespace) -> int:
-    from tflbnn.converters import (DEFAULT_MAX_LOGIT_DELTA, DEFAULT_MIN_TOP1_AGREEMENT,
-                                   CoverageError, convert_model, load_keras_model)
+    from tflbnn.converters import (KIND_N2UQ_INT8, CoverageError, Int8WeightError,
+                                   N2UQInt8Error, ParityError, conversion_kind, convert_model,
+                                   load_keras_model)
 
     model = load_keras_model(args.model)
+    kind = conversion_kind(model)
+    _check_options(args, kind)
     metadata = _metadata(args, model)
     images, note = _parity_images(args, metadata)
     if images is None:
+        if kind == KIND_N2UQ_INT8:
+            raise CommandError(f"{args.model} has N2UQ quantizers; its int8 conversion "
+                               f"calibrates on real images, and there are none: {note}")
         print(f"tflbnn convert: parity will NOT be checked: {note}")
-    thresholds = {
-        "min_top1_agreement": (DEFAULT_MIN_TOP1_AGREEMENT if args.min_top1_agreement is None
-                               else args.min_top1_agreement),
-        "max_logit_delta": (DEFAULT_MAX_LOGIT_DELTA if args.max_logit_delta is None
-                            else args.max_logit_delta),
-    }
     try:
         report = convert_model(
             model,
@@ -156,11 +180,22 @@ def run(args: argparse.Namespace) -> int:
             parity_note=note,
             strict_coverage=not args.allow_float_fallback,
             float_reference=not args.no_float_reference,
-            lce_options={"target": args.target},
-            **thresholds,
+            lce_options={} if args.target is None else {"target": args.target},
+            kind=kind,
+            min_top1_agreement=args.min_top1_agreement,
+            max_logit_delta=args.max_logit_delta,
         )
     except CoverageError as error:
         raise CommandError(f"{error} — nothing written; pass --allow-float-fallback to convert "
                            "anyway") from None
+    except ParityError as error:
+        hint = ""
+        if kind == KIND_N2UQ_INT8:
+            hint = ("; the N2UQ int8 path reaches about 95-98% top-1 agreement today (see "
+                    "tflbnn.converters.n2uq_int8); --min-top1-agreement and --max-logit-delta "
+                    "set the thresholds")
+        raise CommandError(f"{error} — nothing written{hint}") from None
+    except (N2UQInt8Error, Int8WeightError) as error:
+        raise CommandError(f"{error} — nothing written") from None
     print(report.summary())
     return 0
