@@ -1,7 +1,8 @@
 # The two set-up commands: `make demo` (train, convert, verify, benchmark on the embedded data)
 # and `make test` (the Python unit suite, then the Android demo's offline checks). Both create
 # .venv and install what is missing first.
-.PHONY: demo test test-python test-android app-model install full-data benchmark clean
+.PHONY: demo test test-python test-android app-model install full-data benchmark \
+	benchmark-lowbit clean
 
 demo:
 	scripts/bootstrap.sh tflbnn demo
@@ -29,6 +30,9 @@ full-data:
 
 benchmark: full-data
 	scripts/bootstrap.sh python benchmarks/reactnet_fashion_mnist.py
+
+benchmark-lowbit: full-data
+	scripts/bootstrap.sh python benchmarks/lowbit_fashion_mnist.py
 
 clean:
 	rm -rf runs .pytest_cache build android_demo/build

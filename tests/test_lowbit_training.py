@@ -2,6 +2,7 @@
 
 import json
 import math
+from importlib import resources
 
 import larq as lq
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import tflbnn
 import tensorflow as tf
 
-from tflbnn.experiment import RunConfig
+from tflbnn.experiment import RunConfig, load_config
 from tflbnn.models import get_model
 from tflbnn.models.n2uq import LTQRelaxation
 from tflbnn.n2uq import N2UQActivationQuantizer, N2UQWeightQuantizer, n2uq_threshold_variables
@@ -191,6 +192,18 @@ def test_recipe_kinds_have_the_papers_defaults_and_check_options():
         RunConfig.from_dict(_config(kind="s3", momentum=1.5))
     with pytest.raises(ValueError, match="distill"):
         RunConfig.from_dict(_config(kind="n2uq", distill="yes"))
+
+
+@pytest.mark.parametrize("file_name,kind,model", [
+    ("fashion_mnist_n2uq.toml", "n2uq", "n2uq_resnet18"),
+    ("fashion_mnist_s3.toml", "s3", "s3_resnet18"),
+])
+def test_packaged_lowbit_configs_are_valid(file_name, kind, model):
+    with resources.as_file(resources.files("tflbnn") / "configs" / file_name) as path:
+        config = load_config(path)
+    assert config.recipe["kind"] == kind and config.model == model
+    assert config.data == {"kind": "fashion_mnist", "source": "full"}
+    get_model(config.model, input_shape=(28, 28, 1), num_classes=10, **config.model_options)
 
 
 def test_zoo_ablation_switches_choose_the_quantizers():
