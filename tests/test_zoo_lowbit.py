@@ -103,8 +103,8 @@ def test_registry_lists_the_lowbit_models():
     assert {"n2uq_resnet18", "n2uq_resnet34", "n2uq_resnet50", "n2uq_mobilenet_v2",
             "s3_resnet18", "s3_resnet50"} <= set(list_models())
     assert model_options("n2uq_resnet18") == {
-        "bits": 2, "precision": "n2uq", "float_downsample": False, "width": 1.0,
-        "stem": "imagenet"}
+        "bits": 2, "precision": "n2uq", "float_downsample": False, "thresholds": "learned",
+        "weight_quantizer": "n2uq", "width": 1.0, "stem": "imagenet"}
     assert model_options("s3_resnet50")["bits"] == 3
 
 
