@@ -16,6 +16,7 @@ from tflbnn.models import get_model
 from tflbnn.models.n2uq import LTQRelaxation
 from tflbnn.n2uq import N2UQActivationQuantizer, N2UQWeightQuantizer, n2uq_threshold_variables
 from tflbnn.shift import S3Conv2D
+from test_training import toy_data  # four separable classes, 16×16×1
 from tflbnn.training import (add_weight_decay, n2uq_optimizer, n2uq_recipe, read_history,
                              s3_recipe, sgd_cosine_optimizer, transfer_weights)
 
@@ -49,17 +50,6 @@ def tiny_s3(bits=3):
     x = tf.keras.layers.ReLU()(tflbnn.blocks.batch_norm("s3_bn")(x))
     x = tf.keras.layers.GlobalAveragePooling2D()(x)
     return tf.keras.Model(inputs, tf.keras.layers.Dense(4, name="logits")(x), name="tiny_s3")
-
-
-def toy_data(n=64, seed=0):
-    """Four separable classes: a bright quadrant per class."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 4
-    images = rng.normal(scale=0.3, size=(n, 16, 16, 1)).astype(np.float32)
-    for i, label in enumerate(labels):
-        r, c = divmod(label, 2)
-        images[i, r * 8:(r + 1) * 8, c * 8:(c + 1) * 8] += 2.0
-    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
 
 
 def _one_adam_step(model, optimizer):
