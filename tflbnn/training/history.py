@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
+
+from tflbnn.metadata import write_bytes_atomic
 
 __all__ = ["read_history", "plot_histories", "save_figure"]
 
@@ -79,10 +82,9 @@ def save_figure(figure, path: str | os.PathLike) -> Path:
     """
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(temporary, dpi=110)
+    # Rendered in memory and written by the one atomic writer, whose unique temporary name
+    # lets several processes write the same plot at once.
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)
-    os.replace(temporary, path)
-    return path
+    return write_bytes_atomic(path, buffer.getvalue())
