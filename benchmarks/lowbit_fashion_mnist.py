@@ -45,6 +45,8 @@ NAME = "lowbit_fashion_mnist"
 
 #: Test images for the conversion's parity check (and N2UQ's int8 calibration).
 PARITY_IMAGES = 1000
+#: Random training images that calibrate the N2UQ int8 conversions (not the parity images).
+CALIBRATION_IMAGES = 500
 #: The benchmark measures and reports the N2UQ int8 agreement (its target, 99%, is a row of
 #: the targets table) rather than stopping at the conversion's own parity threshold.
 BENCH_MIN_AGREEMENT = 0.0
@@ -139,7 +141,7 @@ def train_all(runs: list[Run], only: set[str] | None = None) -> dict[str, RunRes
 
 
 def deploy(run: Run, result: RunResult, images: np.ndarray, labels: np.ndarray, *,
-           out_dir: Path, bench_runs: int) -> dict:
+           calibration: np.ndarray, out_dir: Path, bench_runs: int) -> dict:
     """Convert one trained model as ``tflbnn convert`` does, then measure the deployed file.
 
     Float models become a float32 ``.tflite``; N2UQ and S3 models go through
@@ -150,6 +152,7 @@ def deploy(run: Run, result: RunResult, images: np.ndarray, labels: np.ndarray, 
         result: its training result.
         images: all preprocessed test images.
         labels: their labels.
+        calibration: training images that calibrate the N2UQ int8 conversion.
         out_dir: where the ``.tflite`` files go.
         bench_runs: timed single-image inferences.
 
@@ -174,6 +177,7 @@ def deploy(run: Run, result: RunResult, images: np.ndarray, labels: np.ndarray, 
             result.model, path, metadata=result.metadata,
             parity_images=images[:PARITY_IMAGES],
             parity_note=f"first {PARITY_IMAGES} Fashion-MNIST test images",
+            representative_images=calibration if run.method == "n2uq" else None,
             min_top1_agreement=BENCH_MIN_AGREEMENT if run.method == "n2uq" else None,
             max_logit_delta=np.inf if run.method == "n2uq" else None)
         flatbuffer = path.read_bytes()
@@ -319,9 +323,13 @@ def main(argv=None) -> int:
         return 0
 
     images, labels = results["float"].data.test_arrays()
+    calibration_batch = results["float"].data.train_dataset(CALIBRATION_IMAGES, augment=None,
+                                                            seed=0)
+    calibration = next(iter(calibration_batch))[0].numpy()
     out_dir = args.output_dir / NAME / "tflite"
-    rows = [deploy(run, results[run.name], images, labels, out_dir=out_dir,
-                   bench_runs=args.bench_runs) for run in runs if run.name in results]
+    rows = [deploy(run, results[run.name], images, labels, calibration=calibration,
+                   out_dir=out_dir, bench_runs=args.bench_runs)
+            for run in runs if run.name in results]
     text, targets = table(rows)
     header = (f"Small ResNet-18s (width 0.25, small stem) on Fashion-MNIST: {len(images)} test "
               "images; deployed = the .tflite in the TFLite interpreter (1 thread, XNNPACK "
