@@ -133,6 +133,9 @@ def test_stage_resumes_after_interruption_and_reuses_finished_stage(tmp_path):
     again = train_stage(tiny_model(), toy_data(), toy_data(seed=1), stage_dir=stage_dir,
                         epochs=3, learning_rate=1e-2, verbose=0)
     assert again.reused and again.test_accuracy == pytest.approx(result.test_accuracy)
+    with pytest.raises(ValueError, match="finished run of 3 epochs but 5 were asked for"):
+        train_stage(tiny_model(), toy_data(), toy_data(seed=1), stage_dir=stage_dir, epochs=5,
+                    learning_rate=1e-2, verbose=0)
 
 
 def test_nan_loss_stops_with_clear_error_and_no_final_model(tmp_path):

@@ -124,7 +124,8 @@ def train_stage(
     (``BackupAndRestore``: an interrupted stage resumes at its last finished epoch with the
     optimizer state), ``last.keras`` (the model after every epoch), ``history.csv``,
     ``curves.png`` and, when done, ``model.keras`` + ``model.json`` + ``stage.json``. A stage
-    that already finished is loaded instead of trained again.
+    that already finished is loaded instead of trained again (it must have the same number of
+    epochs).
 
     Args:
         model: the model to train (logits output). It is trained in place.
@@ -151,7 +152,8 @@ def train_stage(
 
     Raises:
         TrainingDivergedError: if the loss becomes NaN or infinite.
-        ValueError: for invalid arguments.
+        ValueError: for invalid arguments, or a finished stage in ``stage_dir`` with another
+            number of epochs.
     """
     stage_dir = Path(stage_dir)
     name = name or stage_dir.name
@@ -159,6 +161,10 @@ def train_stage(
         raise ValueError(f"stage {name}: epochs must be >= 1, got {epochs}")
     finished = load_stage(stage_dir)
     if finished is not None:
+        if len(finished.history) != epochs:
+            raise ValueError(f"stage {name}: {stage_dir} holds a finished run of "
+                             f"{len(finished.history)} epochs but {epochs} were asked for; "
+                             "remove that folder to train again, or ask for the same epochs")
         print(f"[{name}] already trained in {stage_dir}: reusing it "
               f"(test accuracy {finished.test_accuracy:.4f})")
         return finished
