@@ -15,18 +15,29 @@ checks it.
   of the same name, which computes
 
   1. the **integer levels** of the LTQ (:func:`staircase`): the input gets a per-channel offset
-     and is fake-quantized to int8 over a range covering 0 and every threshold with a two-step
-     margin (below the first threshold everything is level 0 and above the last the top level,
-     so nothing outside that range matters); ``scale1`` and, when an ``RPReLU`` alone feeds the
-     LTQ, the whole monotone ``RPReLU`` are folded into per-channel thresholds (the ``RPReLU``
-     becomes an ``Identity``), and every threshold is the grid value where the *original*
-     float32 decision changes (:func:`_fit_grid`). So ``u ≥ g`` on int8 values is exactly the
-     original LTQ decision on the rounded input, and the converter keeps an int8
-     ``GREATER_EQUAL`` (``LESS_EQUAL`` for ``scale1 < 0``) whose two operands share one
-     quantization. A ``SELECT_V2`` chain picks the level constants ``i · Δ·|s2|``; every tensor
-     of the chain carries the fake-quant range ``[0, 255 · Δ·|s2|]``, so the LTQ output is int8
-     with scale ``Δ·|s2|`` (float32-equal to the Keras level ``float32(Δ)·s2``), zero point
-     −128, level ``i`` stored as ``i − 128``;
+     and is fake-quantized to int8 (``u``) over a range covering 0 and every threshold with a
+     two-step margin (below the first threshold everything is level 0 and above the last the
+     top level, so nothing outside that range matters); ``scale1`` and, when an ``RPReLU``
+     alone feeds the LTQ, the whole monotone ``RPReLU`` are folded into per-channel thresholds
+     (the ``RPReLU`` becomes an ``Identity``), and every threshold ``g`` is the grid value where
+     the *original* float32 decision changes (:func:`_fit_grid`). So ``u ≥ g`` on int8 values
+     (``u ≤ g`` for ``scale1 < 0``) is exactly the original LTQ decision on the rounded input.
+     Two convolutions that XNNPACK runs in int8 count the passed thresholds:
+
+     - **indicators**: a 1×1 ``DEPTHWISE_CONV_2D`` on ``u`` with depth multiplier K (output
+       channel ``c·K + k``), kernel +1 (−1 for ``u ≤ g``), stored as int8 ±127 at scale 1/127,
+       and bias ``∓g`` plus half an input step, so that the int32 accumulator is
+       ``±127 · (u_q − g_q) + 64``: at least 64 when the threshold is passed, at most −63 when
+       not. The output's fake quant ``[0, 255 · s_u / (127 · 4)]`` makes the requantization
+       multiplier 4, so the indicator saturates at int8 127 or −128 (real 0), nothing between;
+     - **levels**: a 1×1 ``CONV_2D`` (``K·C → C``, no bias) adds each channel's K indicators
+       with int8 weight 127 (0 elsewhere); its fake quant ``[0, 255 · Δ·|s2|]`` makes the
+       multiplier ``1 / (127 · 255)``, so the LTQ output is int8 with scale ``Δ·|s2|``
+       (float32-equal to the Keras level ``float32(Δ)·s2``), zero point −128, level ``i``
+       stored as ``i − 128``, ``i`` the number of passed thresholds.
+
+     In float the indicator fake quant clamps to 0 or its maximum as well, so the export model
+     computes the same levels as the int8 model;
   2. the linear op on the **N2UQ kernel values**, fake-quantized per output channel with scale
      ``α_c·|f_c| / (K·m)``, ``m = ⌊127 / K⌋`` (42 for 2 bits, 18 for 3, 8 for 4), narrow range,
      so the int8 weights are exactly ``k · m``: lossless. ``f_c`` is the BatchNormalization that
@@ -54,17 +65,37 @@ Measured facts the lowering is built around (TensorFlow 2.16.2):
 * the offset makes the compared value ``u`` a tensor of its own (a non-zero ``ADD`` is never
   removed): a fake quant directly on a tensor that also feeds a residual path left ``PRELU`` in
   float with ``DEQUANTIZE``/``QUANTIZE`` around it;
-* TFLite compares int8 values in real units with 8 fractional bits (``comparisons.cc``), so the
-  comparison step is kept at or above 1/256 (``−127 ≥ −126`` came out true at scale 0.00337);
-* scalar level and threshold constants broadcast in ``SELECT_V2``/``GREATER_EQUAL``, so no
-  feature-map-sized constants are stored.
+* the LTQ was first lowered to int8 ``GREATER_EQUAL`` + ``SELECT_V2`` chains: exact, but XNNPACK
+  delegates neither, so every LTQ cut the delegated graph and ran on TFLite's reference
+  kernels. On the trained 2-bit width-0.25 ResNet-18 (28×28 input, TFLite with XNNPACK, one
+  thread) that took 5.7 ms per image in 25 XNNPACK partitions; the two convolutions take
+  1.5 ms (9 partitions: XNNPACK does not delegate the int8 ``PRELU`` of the 8 unfolded
+  ``RPReLUInt8`` either; with a ``RELU`` in their place, for timing only, 0.8 ms in one
+  partition), the float32 ResNet-18 1.2 ms. Both lowerings give bit-identical logits on 1,000
+  test images, with and without XNNPACK;
+* the dense summing conv costs ``K·C`` MACs per output value, yet it is faster than a grouped
+  ``CONV_2D`` (C groups of K → 1, which XNNPACK runs slowly): 1.51 against 1.95 ms on that
+  ResNet-18, 1.78 against 2.03 ms on the same network at 4 bits; ``RESHAPE`` + ``SUM`` is not
+  delegated;
+* XNNPACK runs an int8 ``ADD`` only if both input-to-output scale ratios are below 256
+  (``xnn_create_add_nd_qs8``), so the step of ``u`` is kept at or above 1/256 (:func:`_fit_grid`);
+* the converter stores the ±1 and block kernels exactly by itself (``max|w| / 127`` scales give
+  ±127), and LTQs of equal width share one ±1 kernel and one summing-kernel buffer, which is
+  harmless (equal integers); on the ResNet-18 the staircases take 117 KB more than the
+  comparison form did (926,536 against 809,232 bytes), mostly per-channel quantization
+  parameters and the 4 distinct summing kernels (65 KB). The biases get a layer-dependent
+  fraction of an accumulator unit (rounded away in int8) so that identical LTQs keep biases of
+  their own.
 
 **Converter defects repaired** (:func:`restore_exact_kernels`): with calibration the converter
 ignores the weight fake quant and re-quantizes every kernel with ``max|w_c|/127`` (a 2-bit
 ``±1/3`` level becomes 42 instead of 42.33), and it quantizes biases with the *calibrated* range
 of the conv input instead of the input's final quantization (the LTQ output seen as levels 0..2
 gives a bias 127.5× too large: top-1 agreement 31 %). The pass rewrites the exact kernels, their
-scales and every inconsistent bias in place in the flatbuffer.
+scales and every inconsistent bias in place in the flatbuffer, and writes the staircase integers
+(indicator kernels and biases from the export thresholds on the flatbuffer's int8 grid of ``u``,
+summing kernels), which makes them exact by construction rather than by the converter's float
+rounding.
 
 **Inputs and outputs** are float32 by default, with one ``QUANTIZE`` after the input and one
 ``DEQUANTIZE`` before the output: the model takes the same preprocessed images as every other
@@ -86,7 +117,7 @@ images, 200 training images for calibration):
   the BN fold and the kernel fake quant (max |Δ| ≤ 2e-6 of the logit range, same decisions);
 * export model with int8 LTQ inputs: its levels are the original LTQ of the rounded input,
   exactly;
-* TFLite against Keras: the levels, comparisons and weights are exact, every float part is int8.
+* TFLite against Keras: the levels, indicators and weights are exact, every float part is int8.
   Top-1 agreement, calibrated min/max → percentile ranges: ResNet-18 4 bits 98.6 % → 98.9 %
   (2,000 images; mean |Δlogit| 0.122 → 0.091 on 500), ResNet-18 2 bits 94.7 % → 94.5 % (1,000
   images), test model 2 bits 94.8 % → 95.2 %, 4 bits 97.0 % → 97.2 % (500 images; median
@@ -97,7 +128,7 @@ images, 200 training images for calibration):
   99.4 / 99.8 / 99.0 % at 4 bits (500 images). ±1e-3 flips 0.1 % of the first LTQ's elements,
   and each block multiplies the flips (0.7 %, 2.3 %, 5 %, …, 7–17 % of the elements of every
   LTQ from the second stage on). The export model with a float32 residual stream but LTQ inputs
-  on the 8-bit comparison grid (step ≥ 1/256, nothing else rounded) agrees 95.8 % at 2 bits
+  on their 8-bit grid (step ≥ 1/256, nothing else rounded) agrees 95.8 % at 2 bits
   (99.4 % at 4 bits); also rounding every float tensor to the flatbuffer's int8 scales leaves
   95.8 % (98.6 %). So at 2 bits the limit is that LTQ inputs are 8-bit at all, not the
   calibration, the residual stream or the number of calibration images; 99 % would need LTQ
@@ -169,11 +200,17 @@ DEFAULT_INT8_MAX_RELATIVE_DELTA = 0.1
 _INT8_STEPS = 255          # an 8-bit fake quant has 256 levels
 _NARROW_MAX = 127          # narrow-range int8 weights: -127..127, zero point 0
 _MARGIN_STEPS = 2          # grid steps kept outside the thresholds, see _fit_grid
-#: Smallest LTQ input step: TFLite's int8 comparisons resolve 1/256 of a real unit (_fit_grid).
-_MIN_COMPARISON_STEP = 1.01 / 256
+#: Smallest step of the compared value u: keeps the offset ADD in XNNPACK (_fit_grid).
+_MIN_INPUT_STEP = 1.01 / 256
 _COMPARISONS = {"greater_equal": tf.math.greater_equal, "less_equal": tf.math.less_equal}
-_COMPARISON_OPS = ("GREATER_EQUAL", "LESS_EQUAL", "GREATER", "LESS", "EQUAL", "NOT_EQUAL")
-_SELECT_OPS = ("SELECT", "SELECT_V2")
+#: Name scope of the staircase ops inside their layer's scope (how the flatbuffer names them).
+_STAIRCASE_SCOPE = "ltq"
+#: Indicator accumulator ``127 · (u_q - g_q) + 64`` (``-127 · ...`` for ``less_equal``): the
+#: bias part that puts the sign change between ``u_q = g_q - 1`` and ``u_q = g_q``.
+_INDICATOR_BIAS = 64
+#: Requantization multiplier ``s_u · (1/127) / s_ind`` of the indicator convolution: 64 · 4 =
+#: 256 saturates at 127, -63 · 4 at -128 (XNNPACK accepts multipliers below 256).
+_INDICATOR_MULTIPLIER = 4
 _LINEAR_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 # Constant int32 operands that are legitimately int32 in a full-integer model, by op: biases
 # (accumulator scale s_in·s_w, the int8 kernels add them in int32) and shapes, axes, paddings,
@@ -290,15 +327,16 @@ def _centred_offsets(centres: np.ndarray, spread: float) -> tuple[np.ndarray, li
 def _fit_grid(approximate: np.ndarray, decide, increasing: bool, owner: str) -> dict[str, Any]:
     """Offsets, int8 input range and grid thresholds of one LTQ (module docstring).
 
-    ``u = fake_quant(x + offset_c)`` is compared with per-channel thresholds. The offsets centre
-    each channel's thresholds on 0, so one fine per-tensor grid serves every channel. They also
-    keep ``u`` a tensor of its own: a non-zero ``ADD`` is never removed, so when ``x`` has other
-    readers (a residual path) the comparison's int8 range does not clamp it (converting a shared
-    ``x`` directly left ``PRELU`` in float, measured). The range covers 0 (TensorFlow nudges
-    ranges to contain it) and every threshold with ``_MARGIN_STEPS`` grid steps to spare, so
-    clamped inputs keep their level. Threshold ``(c, i)`` is the first grid value ``g`` (last for
-    a decreasing LTQ) at which the original float32 decision on ``x = g - offset_c`` holds; so the
-    int8 comparison gives exactly the original decision on the rounded input.
+    ``u = fake_quant(x + offset_c)`` is compared with per-channel thresholds (``staircase``).
+    The offsets centre each channel's thresholds on 0, so one fine per-tensor grid serves every
+    channel. They also keep ``u`` a tensor of its own: a non-zero ``ADD`` is never removed, so
+    when ``x`` has other readers (a residual path) the comparison's int8 range does not clamp it
+    (converting a shared ``x`` directly left ``PRELU`` in float, measured). The range covers 0
+    (TensorFlow nudges ranges to contain it) and every threshold with ``_MARGIN_STEPS`` grid
+    steps to spare, so clamped inputs keep their level. Threshold ``(c, i)`` is the first grid
+    value ``g`` (last for a decreasing LTQ) at which the original float32 decision on
+    ``x = g - offset_c`` holds; so the int8 indicator ``u ≥ g`` (``u ≤ g``) is exactly the
+    original decision on the rounded input.
 
     Args:
         approximate: ``(C, K)`` float64 thresholds on ``x``, for the range and the offsets.
@@ -321,16 +359,14 @@ def _fit_grid(approximate: np.ndarray, decide, increasing: bool, owner: str) -> 
     low, high = min(0.0, centred.min()), max(0.0, centred.max())
     margin = _MARGIN_STEPS * (high - low) / (_INT8_STEPS - 2 * _MARGIN_STEPS)
     low, high = low - margin, high + margin
-    # TFLite compares int8 values in real units with 8 fractional bits (comparisons.cc:
-    # (q - zp) << 8, times the scale): below a step of 1/256 neighbouring values can compare
-    # equal (measured: -127 >= -126 was true at scale 0.00337). Widen the range to keep the
-    # step above 1/256; the LTQ input is coarser than that anyway (it is int8 upstream).
-    shortfall = _INT8_STEPS * _MIN_COMPARISON_STEP - (high - low)
+    # XNNPACK runs an int8 ADD only if each input-to-output scale ratio is below 2^8
+    # (xnn_create_add_nd_qs8), here s_x / s_u for u = x + offset. A step of u at or above
+    # 1/256 keeps the ratio below 256 for every input step below ~1, so the offset ADD stays in
+    # the delegate; the LTQ input is coarser than 1/256 anyway (it is int8 upstream). The
+    # indicators themselves are exact at any step.
+    shortfall = _INT8_STEPS * _MIN_INPUT_STEP - (high - low)
     if shortfall > 0:
         low, high = low - shortfall / 2, high + shortfall / 2
-    if (high - low) / _INT8_STEPS >= 1.0:
-        raise ValueError(f"{owner}: LTQ thresholds span {high - low:.4g}; TFLite int8 "
-                         "comparisons need an input step below 1 (span below 255)")
     minimum, maximum = float(np.float32(low)), float(np.float32(high))
     grid = _fake_quant_grid(minimum, maximum)
     thresholds = np.zeros(approximate.shape, np.float32)
@@ -381,17 +417,83 @@ def _distinct_constant(value: np.ndarray | np.float32, fake_quant_range: Sequenc
     return tf.constant((np.asarray(value, np.float64) + fraction * step).astype(np.float32))
 
 
+def _input_step(input_range: Sequence[float]) -> np.float32:
+    """The int8 step of the compared value: ``FakeQuantWithMinMaxArgs``' float32 scale."""
+    minimum, maximum = (np.float32(v) for v in input_range)
+    return np.float32((maximum - minimum) / np.float32(_INT8_STEPS))
+
+
+def _indicator_maximum(input_range: Sequence[float]) -> float:
+    """Fake-quant maximum ``255 · s_u / (127 · 4)`` of the indicators (module docstring).
+
+    The int8 output scale ``s_u / (127 · 4)`` makes the requantization multiplier
+    ``_INDICATOR_MULTIPLIER`` = 4: accumulator 64 becomes 256 (int8 127), −63 becomes −252
+    (int8 −128). In float the maximum, ``63.75 · s_u / 127``, lies below the passed-threshold
+    value ``(64 + fraction) · s_u / 127`` of ``_integer_staircase``, so the fake quant clamps
+    there too.
+    """
+    return float(np.float32(_INT8_STEPS * np.float64(_input_step(input_range))
+                            / (_NARROW_MAX * _INDICATOR_MULTIPLIER)))
+
+
+def _threshold_matrix(thresholds: Sequence[float | Sequence[float]], channels: int) -> np.ndarray:
+    """``(C, K)`` float32 thresholds: per-tensor ones repeated over the channels."""
+    columns = [np.broadcast_to(np.asarray(t, np.float32), (channels,)) for t in thresholds]
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
+def _integer_staircase(u: tf.Tensor, thresholds: np.ndarray, sign: float,
+                       input_range: Sequence[float], level_step: float, output_maximum: float,
+                       salt: str) -> tf.Tensor:
+    """Indicators (depthwise 1×1, multiplier K) and their sum per channel, on int8 ``u``."""
+    channels, count = thresholds.shape
+    step_u = np.float64(_input_step(input_range))
+    indicator_max = _indicator_maximum(input_range)
+    # Bias: -sign·g plus a bit more than half an input step. The key-dependent part (0.02-0.45
+    # of an accumulator unit s_u/127) keeps two layers' biases from being merged; the int8
+    # bias rounds it away (restore_exact_kernels writes the exact integers).
+    fraction = 0.02 + 0.43 * (zlib.crc32(f"{salt}/indicators".encode("utf-8")) % 10007) / 10007
+    half = (_INDICATOR_BIAS + fraction) * step_u / _NARROW_MAX
+    bias = (-sign * thresholds.astype(np.float64) + half).reshape(-1).astype(np.float32)
+    kernel = np.full((1, 1, channels, count), sign, np.float32)
+    shape = None
+    if u.shape.rank != 4:
+        shape = tf.shape(u)
+        u = tf.reshape(u, (-1, 1, 1, channels))
+    indicators = tf.nn.bias_add(
+        tf.nn.depthwise_conv2d(u, tf.constant(kernel), (1, 1, 1, 1), "VALID",
+                               name="indicators"), tf.constant(bias))
+    indicators = _fake_quant(indicators, 0.0, indicator_max)
+    # The sum: output channel c adds indicators c·K .. c·K + K - 1, each worth
+    # level_step / indicator_max, so that the sum is the level i·level_step.
+    weight = np.float32(np.float64(level_step) / np.float64(indicator_max))
+    summing = np.zeros((1, 1, channels * count, channels), np.float32)
+    for channel in range(channels):
+        summing[0, 0, channel * count:(channel + 1) * count, channel] = weight
+    levels = tf.nn.conv2d(indicators, tf.constant(summing), 1, "VALID", name="levels")
+    levels = _fake_quant(levels, 0.0, output_maximum)
+    return levels if shape is None else tf.reshape(levels, shape)
+
+
 def staircase(inputs: tf.Tensor, *, thresholds: Sequence[float | Sequence[float]],
               comparison: str, level_step: float, output_maximum: float,
               input_scale: float = 1.0, input_offset: float | Sequence[float] | None = None,
               offset_range: Sequence[float] | None = None,
               input_range: Sequence[float] | None = None, salt: str = "") -> tf.Tensor:
-    """The integer-levels form of an LTQ: comparisons and a select chain onto exact levels.
+    """The integer-levels form of an LTQ: saturating indicators summed onto exact levels.
+
+    With ``input_range`` (the int8 form, module docstring) the compared value ``u`` is
+    fake-quantized, a 1×1 depthwise convolution with multiplier K (kernel ±1, bias −g plus half
+    a step) gives one indicator per threshold and channel whose fake quant is so narrow that it
+    saturates at 0 or its maximum, and a 1×1 convolution adds each channel's K indicators with
+    weight ``level_step / maximum``. Without ``input_range`` (a float check) it compares in
+    float and picks the levels with a ``tf.where`` chain, bit-identical to the LTQ.
 
     Args:
         inputs: the LTQ input (or the input of an ``RPReLU`` folded into the thresholds).
         thresholds: K thresholds, each a float or one float per channel (last axis), compared
-            with ``inputs · input_scale + input_offset``.
+            with ``inputs · input_scale + input_offset``; with ``input_range`` they are points
+            of its fake-quant grid.
         comparison: ``"greater_equal"`` or ``"less_equal"``.
         level_step: level spacing (the output quantization scale).
         output_maximum: fake-quant maximum of the levels, ``255 · level_step`` in float32.
@@ -406,39 +508,30 @@ def staircase(inputs: tf.Tensor, *, thresholds: Sequence[float | Sequence[float]
         ``i · level_step`` where ``i`` counts the thresholds passed, fake-quantized on the
         output grid.
     """
-    x = inputs if input_scale == 1.0 else inputs * input_scale
-    if input_offset is not None:
-        offset = np.asarray(input_offset, np.float32)
-        if offset_range is None:
-            x = x + tf.constant(offset)
-        else:
-            x = x + _fake_quant(_distinct_constant(offset, offset_range, f"{salt}/offset"),
-                                *offset_range)
-    if input_range is not None:
-        x = _fake_quant(x, *input_range)
-    compare = _COMPARISONS[comparison]
-    step = np.float32(level_step)
-
-    def level(index: int) -> tf.Tensor:
-        # Scalar constants broadcast in SELECT_V2: no per-pixel constant tensors in the file.
-        # Exact grid values, not _distinct_constant: a level constant off the grid became a
-        # narrow-range int8 constant, which SELECT_V2's equal-scale rule rejects (measured).
-        # Equal levels of two layers have equal ranges, so merging them is harmless.
-        return _fake_quant(tf.constant(np.float32(index) * step, x.dtype), 0.0, output_maximum)
-
-    levels = level(0)
-    for index, threshold in enumerate(thresholds, start=1):
-        bound = np.asarray(threshold, np.float32)
-        if input_range is None:
-            bound = tf.constant(bound)
-        else:
-            # The same fake quant as the input: both comparison operands share one int8 scale,
-            # so the int8 GREATER_EQUAL compares raw integers (no rescaling).
-            bound = _fake_quant(_distinct_constant(bound, input_range, f"{salt}/threshold{index}"),
-                                *input_range)
-        levels = _fake_quant(tf.where(compare(x, bound), level(index), levels),
-                             0.0, output_maximum)
-    return levels
+    if comparison not in _COMPARISONS:
+        raise ValueError(f"staircase: comparison must be one of {sorted(_COMPARISONS)}, got "
+                         f"{comparison!r}")
+    with tf.name_scope(_STAIRCASE_SCOPE):
+        x = inputs if input_scale == 1.0 else inputs * input_scale
+        if input_offset is not None:
+            offset = np.asarray(input_offset, np.float32)
+            if offset_range is None:
+                x = x + tf.constant(offset)
+            else:
+                x = x + _fake_quant(_distinct_constant(offset, offset_range, f"{salt}/offset"),
+                                    *offset_range)
+        if input_range is not None:
+            u = _fake_quant(x, *input_range)
+            return _integer_staircase(
+                u, _threshold_matrix(thresholds, int(u.shape[-1])),
+                1.0 if comparison == "greater_equal" else -1.0, input_range, level_step,
+                output_maximum, salt)
+        compare = _COMPARISONS[comparison]
+        levels = tf.zeros_like(x)
+        for index, threshold in enumerate(thresholds, start=1):
+            levels = tf.where(compare(x, tf.constant(np.asarray(threshold, np.float32))),
+                              tf.constant(np.float32(index) * np.float32(level_step)), levels)
+        return _fake_quant(levels, 0.0, output_maximum)
 
 
 def _levels_config(quantizer: N2UQActivationQuantizer, owner: str, quantize_input: bool,
@@ -976,8 +1069,9 @@ def export_n2uq_int8_model(model: tf.keras.Model, *, quantize_ltq_inputs: bool =
             none), or standalone ``N2UQActivationQuantizer`` layers.
         quantize_ltq_inputs: fake-quantize LTQ inputs to int8 with grid-adjusted thresholds
             (what the int8 model computes). False compares float inputs exactly as the
-            quantizer does, to check the rest of the transform in float; such a model still
-            converts, but its comparisons are no longer exact in int8.
+            quantizer does (a ``tf.where`` chain), to check the rest of the transform in
+            float; such a model still converts, but its comparisons are neither exact in int8
+            nor delegated to XNNPACK, and ``check_n2uq_int8`` rejects them.
         batch_size: static batch of the clone's inputs; 1 for conversion (the converter folds
             broadcast shapes then), None keeps it dynamic.
         output_ranges: layer name → ``(min, max)`` int8 range of that layer's output (from
@@ -1175,6 +1269,7 @@ class LevelsSpec:
         level_step: ``|Δ · scale2|`` in float32, the required output scale.
         thresholds: grid-adjusted thresholds, each a float or one float per channel.
         input_range: fake-quant range of the input, or None for a float comparison.
+        comparison: ``"greater_equal"`` or ``"less_equal"`` (a decreasing LTQ).
     """
 
     layer: str
@@ -1182,6 +1277,7 @@ class LevelsSpec:
     level_step: float
     thresholds: tuple[float | tuple[float, ...], ...]
     input_range: tuple[float, float] | None
+    comparison: str = "greater_equal"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1222,7 +1318,8 @@ def int8_export_specs(model: tf.keras.Model) -> tuple[tuple[LevelsSpec, ...],
                 thresholds=tuple(tuple(t) if isinstance(t, list) else t
                                  for t in config["thresholds"]),
                 input_range=(None if config["input_range"] is None
-                             else tuple(config["input_range"]))))
+                             else tuple(config["input_range"])),
+                comparison=config["comparison"]))
         if isinstance(layer, _ExactInt8Linear) and layer.kernel_scales is not None:
             weights.append(WeightSpec(layer=layer.name, bits=layer.weight_bits,
                                       multiplier=weight_multiplier(layer.weight_bits),
@@ -1389,16 +1486,16 @@ def _read_graph(source: Source) -> tuple[_Graph, str, int]:
     return graph, name, len(data)
 
 
-# Ops of ``staircase``: the converter may fuse the offset ADD of one layer's LTQ into the
-# conv or BN of the layer before it, so that conv's output name then mentions this layer too.
-_STAIRCASE_OP_NAMES = ("add", "mul", "FakeQuant", "GreaterEqual", "LessEqual", "SelectV2")
-
-
 def _names_linear_op(tensor: _Tensor, layer: str) -> bool:
-    """Whether a fused output name has a part from ``layer``'s own conv/dense (not staircase)."""
+    """Whether a fused output name has a part from ``layer``'s own conv/dense (not staircase).
+
+    The staircase ops are under ``<layer>/ltq/``; the converter may also fuse the offset ADD of
+    one layer's LTQ into the conv or BN of the layer before it, so that conv's output name then
+    mentions this layer's ``ltq`` scope too.
+    """
     for part in tensor.name.split(";"):
         _, scope, rest = f"/{part}".partition(f"/{layer}/")
-        if scope and not rest.startswith(_STAIRCASE_OP_NAMES):
+        if scope and not rest.startswith(f"{_STAIRCASE_SCOPE}/"):
             return True
     return False
 
@@ -1421,6 +1518,69 @@ def _bias_scales(op: _Op) -> np.ndarray | None:
     return (np.float32(inputs.scale[0]) * weights.scale).astype(np.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class _StaircaseOps:
+    """One LTQ's ops in the flatbuffer and the integers they must hold (``staircase``)."""
+
+    indicators: _Op              # DEPTHWISE_CONV_2D, multiplier K, on u
+    levels: _Op                  # CONV_2D summing each channel's K indicators
+    indicator_weights: np.ndarray  # int8 (C·K,): ±127
+    indicator_bias: np.ndarray     # int32 (C·K,): ±127 · (z_u - g_q) + 64
+    levels_weights: np.ndarray     # int8 (C, 1, 1, C·K): 127 on the block diagonal
+
+
+def _staircase_ops(graph: _Graph, spec: LevelsSpec) -> _StaircaseOps:
+    """Find an LTQ's indicator and levels convolutions and compute their exact integers.
+
+    The indicator op is the one ``DEPTHWISE_CONV_2D`` under ``<layer>/ltq/``; the levels op is
+    the ``CONV_2D`` that reads its output. The integers follow from the export thresholds on
+    the int8 grid of the compared value ``u`` (the indicator input) as the flatbuffer has it.
+
+    Raises:
+        N2UQInt8Error: when the ops are missing or ambiguous, or the thresholds are not points
+            of ``u``'s int8 grid (its quantization is not the export model's).
+    """
+    owner = f"LTQ of layer {spec.layer!r}"
+    if spec.input_range is None:
+        raise N2UQInt8Error(f"{owner}: the export model compares float inputs "
+                            "(quantize_ltq_inputs=False); only the int8 form can be checked",
+                            [f"{owner}: float comparisons"])
+    scope = f"{spec.layer}/{_STAIRCASE_SCOPE}"
+    found = [op for op in graph.ops
+             if op.name == "DEPTHWISE_CONV_2D" and _in_scope(op.outputs[0], scope)]
+    readers = ([reader for reader, position in graph.consumers.get(found[0].outputs[0].index, [])
+                if reader.name == "CONV_2D" and position == 0] if len(found) == 1 else [])
+    if len(found) != 1 or len(readers) != 1:
+        raise N2UQInt8Error(
+            f"{owner}: expected one DEPTHWISE_CONV_2D under {scope!r} read by one CONV_2D, found "
+            f"{len(found)} indicator op(s) and {len(readers)} reader(s) (was the integer-levels "
+            "form converted?)", [f"{owner}: staircase ops not found"])
+    indicators, levels = found[0], readers[0]
+    u = indicators.inputs[0]
+    if u.dtype != "int8" or u.scale.size != 1:
+        raise N2UQInt8Error(f"{owner}: compared value {u.describe()} is not per-tensor int8",
+                            [u.name])
+    channels, count = int(u.shape[-1]), len(spec.thresholds)
+    scale, zero = np.float64(u.scale[0]), int(u.zero_point[0])
+    expected_scale = _input_step(spec.input_range)
+    steps = _threshold_matrix(spec.thresholds, channels).astype(np.float64) / scale
+    grid = zero + np.rint(steps)
+    if (abs(scale - expected_scale) > 1e-6 * expected_scale
+            or np.any(np.abs(steps - np.rint(steps)) > 1e-3)
+            or np.any(grid < -128) or np.any(grid > 127)):
+        raise N2UQInt8Error(f"{owner}: {u.describe()} is not the int8 grid of the export "
+                            f"range {list(spec.input_range)} (step {expected_scale!r}): the "
+                            "thresholds are not points of it", [u.name])
+    sign = 1 if spec.comparison == "greater_equal" else -1
+    bias = sign * _NARROW_MAX * (zero - grid) + _INDICATOR_BIAS
+    summing = np.zeros((channels, 1, 1, channels * count), np.int8)
+    for channel in range(channels):
+        summing[channel, 0, 0, channel * count:(channel + 1) * count] = _NARROW_MAX
+    return _StaircaseOps(indicators, levels,
+                         np.full(channels * count, sign * _NARROW_MAX, np.int8),
+                         bias.reshape(-1).astype(np.int32), summing)
+
+
 def restore_exact_kernels(flatbuffer: bytes, export_model: tf.keras.Model) -> bytes:
     """Put the lossless N2UQ kernels and consistent biases into a converted flatbuffer.
 
@@ -1435,6 +1595,9 @@ def restore_exact_kernels(flatbuffer: bytes, export_model: tf.keras.Model) -> by
     * the kernel of every exact layer becomes ``round(W / s_c)`` = ``k · m`` with the export
       model's scales ``s_c`` — after checking that the converter's own int8 values are a
       rounding of the same kernel (nothing was fused into it);
+    * every LTQ's staircase (``staircase``) gets its exact integers: indicator kernel ±127 at
+      scale 1/127, indicator bias ``±127 · (z_u − g_q) + 64`` with ``g_q`` the export thresholds
+      on the int8 grid of ``u`` as the flatbuffer quantizes it, summing kernel 127 / 0;
     * every int8 conv/dense bias whose scale differs from ``s_in · s_w`` is re-quantized to it,
       keeping its float value (which includes any constant add the converter fused into it).
 
@@ -1447,8 +1610,9 @@ def restore_exact_kernels(flatbuffer: bytes, export_model: tf.keras.Model) -> by
 
     Raises:
         N2UQInt8Error: when a layer's op is not found, its weights are not int8 per-channel
-            constants of the expected layout, a buffer is shared, or the converter changed a
-            kernel beyond rounding; names the layer and tensor.
+            constants of the expected layout, a buffer is shared, the converter changed a
+            kernel beyond rounding, or an LTQ's ``u`` is not on the export grid; names the
+            layer and tensor.
     """
     data = bytearray(flatbuffer)
     graph, name, _ = _read_graph(bytes(data))
@@ -1492,6 +1656,35 @@ def restore_exact_kernels(flatbuffer: bytes, export_model: tf.keras.Model) -> by
                                 "of the export kernel (was an op fused into the conv?)",
                                 [weights.name])
         rewrite(weights, levels.astype(np.int8), scales)
+    # The staircases: the indicator kernels and biases and the summing kernels, as integers.
+    levels_specs, _ = int8_export_specs(export_model)
+    for spec in levels_specs:
+        if spec.input_range is None:
+            continue  # a float comparison (quantize_ltq_inputs=False): nothing exact to restore
+        ops = _staircase_ops(graph, spec)
+        weights = ops.indicators.inputs[1]
+        bias = ops.indicators.inputs[2] if len(ops.indicators.inputs) > 2 else None
+        if (weights.dtype != "int8" or weights.data is None or weights.quantized_dimension != 3
+                or weights.scale.size != ops.indicator_weights.size or bias is None
+                or bias.dtype != "int32" or bias.data is None
+                or bias.data.size != ops.indicator_bias.size):
+            raise N2UQInt8Error(f"LTQ of layer {spec.layer!r}: {ops.indicators.describe()} has "
+                                f"weight {weights.describe()} and bias "
+                                f"{bias.describe() if bias is not None else None}; expected "
+                                f"{ops.indicator_weights.size} per-channel int8 weights and "
+                                "int32 biases", [weights.name])
+        weight_scales = np.full(weights.scale.size, 1 / _NARROW_MAX, np.float32)
+        rewrite(weights, ops.indicator_weights, weight_scales)
+        rewrite(bias, ops.indicator_bias,
+                (np.float32(ops.indicators.inputs[0].scale[0]) * weight_scales).astype(
+                    np.float32))
+        summing = ops.levels.inputs[1]
+        if (summing.dtype != "int8" or summing.data is None
+                or summing.shape != ops.levels_weights.shape or not summing.scale.size):
+            raise N2UQInt8Error(f"LTQ of layer {spec.layer!r}: {ops.levels.describe()} weight "
+                                f"{summing.describe()} is not an int8 constant of shape "
+                                f"{list(ops.levels_weights.shape)}", [summing.name])
+        rewrite(summing, ops.levels_weights, summing.scale)
     # Biases last: they depend on the (now final) weight scales.
     graph, _, _ = _read_graph(bytes(data))
     for op in graph.ops:
@@ -1532,7 +1725,8 @@ class N2UQInt8Check:
         input_quantization: ``(dtype, scale, zero point)`` of the model input (scale and zero
             point of the int8 tensor right after QUANTIZE for a float input).
         output_quantization: the same for the output (the int8 tensor before DEQUANTIZE).
-        levels_tensors: ``(layer, tensor, scale, zero point)`` of every LTQ output tensor.
+        levels_tensors: ``(layer, tensor, scale, zero point)`` of each LTQ's levels tensor
+            (the output of its summing conv), one per LTQ.
         weight_layers: ``(layer, channels, max relative scale deviation)`` per exact kernel.
     """
 
@@ -1621,15 +1815,13 @@ def _check_body(graph: _Graph, problems: list[str]) -> None:
                                 "model output may be dequantized)")
             continue
         for position, tensor in enumerate(op.inputs):
-            if tensor is None or tensor.dtype == "int8" or (
-                    tensor.dtype == "bool" and op.name in _SELECT_OPS and position == 0):
+            if tensor is None or tensor.dtype == "int8":
                 continue
             if (tensor.dtype == "int32" and tensor.data is not None
                     and position in _INT32_OPERANDS.get(op.name, ())):
                 continue
             problems.append(f"{op.describe()}: input {position} {tensor.describe()} is not int8 "
-                            "(allowed otherwise: int32 constant biases/shapes/axes, bool "
-                            "conditions of SELECT)")
+                            "(allowed otherwise: int32 constant biases/shapes/axes)")
         wanted = _bias_scales(op) if op.name in _LINEAR_OPS and len(op.inputs) > 2 else None
         bias = op.inputs[2] if wanted is not None else None
         if bias is not None and (bias.scale.size != wanted.size or np.any(
@@ -1642,68 +1834,90 @@ def _check_body(graph: _Graph, problems: list[str]) -> None:
                     problems.append(f"{op.describe()}: int8 output {tensor.name!r} has no "
                                     "quantization parameters")
                 continue
-            if tensor.dtype == "bool" and op.name in _COMPARISON_OPS:
-                users = graph.consumers.get(tensor.index, [])
-                if all(user.name in _SELECT_OPS and position == 0 for user, position in users):
-                    continue
-                problems.append(f"{op.describe()}: bool {tensor.name!r} feeds "
-                                f"{sorted({user.name for user, _ in users})}, not only SELECT "
-                                "conditions")
-                continue
             problems.append(f"{op.describe()}: output {tensor.describe()} is not int8 (float or "
                             "wide-integer op in the body)")
 
 
+def _requantization(op: _Op, channel: int = 0) -> float:
+    """The float64 multiplier ``s_in · s_w / s_out`` an int8 conv applies to channel's sum."""
+    weights = op.inputs[1]
+    weight_scale = weights.scale[channel if weights.scale.size > 1 else 0]
+    return (np.float64(op.inputs[0].scale[0]) * np.float64(weight_scale)
+            / np.float64(op.outputs[0].scale[0]))
+
+
 def _check_levels(graph: _Graph, spec: LevelsSpec, problems: list[str]
                   ) -> list[tuple[str, str, float, int]]:
-    """LTQ output tensors: int8, scale == level step (float32), zero point -128, levels only."""
+    """One LTQ: saturating indicators with the exact thresholds, summed onto exact levels."""
     owner = f"LTQ of layer {spec.layer!r}"
-    selects = [op for op in graph.ops
-               if op.name in _SELECT_OPS and _in_scope(op.outputs[0], spec.layer)]
-    if not selects:
-        problems.append(f"{owner}: no SELECT_V2 op under its name in the flatbuffer (was the "
-                        "integer-levels form converted?)")
+    try:
+        ops = _staircase_ops(graph, spec)
+    except N2UQInt8Error as error:
+        problems.append(str(error))
         return []
+    indicators, levels = ops.indicators, ops.levels
+    weights, bias = indicators.inputs[1], (indicators.inputs[2] if len(indicators.inputs) > 2
+                                           else None)
+    count = len(spec.thresholds)
+    if (weights.data is None or weights.dtype != "int8"
+            or weights.scale.size not in (1, ops.indicator_weights.size)
+            or (weights.scale.size > 1 and weights.quantized_dimension != 3) or bias is None
+            or bias.data is None or bias.dtype != "int32"):
+        problems.append(f"{owner}: {indicators.describe()} has no constant int8 kernel with "
+                        "per-channel or per-tensor scales and int32 bias")
+        return []
+    if (not np.array_equal(weights.data.reshape(-1), ops.indicator_weights)
+            or np.any(weights.zero_point != 0)):
+        problems.append(f"{owner}: {indicators.describe()} kernel {weights.describe()} must be "
+                        f"{int(ops.indicator_weights[0])} in every one of its "
+                        f"{ops.indicator_weights.size} channels (K = {count} per input channel)")
+    if not np.array_equal(bias.data.reshape(-1), ops.indicator_bias):
+        wrong = int(np.count_nonzero(bias.data.reshape(-1) != ops.indicator_bias))
+        problems.append(f"{owner}: {indicators.describe()} bias {bias.describe()} differs from "
+                        f"±127·(z_u − g) + {_INDICATOR_BIAS} in {wrong} channel(s): the int8 "
+                        "thresholds are not the export model's grid thresholds")
+    output = indicators.outputs[0]
+    if output.dtype != "int8" or output.scale.size != 1 or output.zero_point[0] != -128:
+        problems.append(f"{owner}: indicator output {output.describe()} must be per-tensor int8 "
+                        "with zero point -128 (real 0)")
+    else:
+        # acc = ±127·(u_q - g_q) + 64: 64·M must round to at least 255 (saturating at 127) and
+        # -63·M to at most -1 (saturating at -128); XNNPACK takes M below 256.
+        multiplier = min(_requantization(indicators, c) for c in range(weights.scale.size))
+        largest = max(_requantization(indicators, c) for c in range(weights.scale.size))
+        if not (254.5 + 0.01) / _INDICATOR_BIAS <= multiplier <= largest < 256:
+            problems.append(f"{owner}: {indicators.describe()} requantizes with multipliers "
+                            f"{multiplier:.6g}..{largest:.6g}; the indicators saturate only for "
+                            f"multipliers in [{254.51 / _INDICATOR_BIAS:.5g}, 256)")
+    summing = levels.inputs[1]
+    if (summing.data is None or not np.array_equal(summing.data, ops.levels_weights)
+            or np.any(summing.zero_point != 0)
+            or (summing.scale.size > 1 and summing.quantized_dimension != 0)):
+        problems.append(f"{owner}: {levels.describe()} kernel {summing.describe()} must add "
+                        f"the {count} indicators of each channel with int8 weight 127 (zero "
+                        "elsewhere)")
+    elif len(levels.inputs) > 2 and levels.inputs[2] is not None and (
+            levels.inputs[2].data is None or np.any(levels.inputs[2].data != 0)):
+        problems.append(f"{owner}: {levels.describe()} has a non-zero bias "
+                        f"{levels.inputs[2].describe()}")
     step = np.float32(spec.level_step)
-    top = LEVELS_ZERO_POINT + 2**spec.bits - 1
-    found = []
-    for op in selects:
-        tensors = [op.outputs[0]] + [t for t in op.inputs[1:] if t is not None]
-        for tensor in tensors:
-            if tensor.dtype != "int8" or tensor.scale.size != 1:
-                problems.append(f"{owner}: {op.describe()} {tensor.describe()} is not per-tensor "
-                                "int8")
-                continue
-            if tensor.scale[0] != step or tensor.zero_point[0] != LEVELS_ZERO_POINT:
-                problems.append(f"{owner}: {op.describe()} {tensor.describe()} must have scale "
-                                f"{step!r} (Δ·scale2) and zero point {LEVELS_ZERO_POINT}")
-            if tensor.data is not None and not ((tensor.data >= LEVELS_ZERO_POINT)
-                                                & (tensor.data <= top)).all():
-                problems.append(f"{owner}: level constant {tensor.name!r} holds "
-                                f"{np.unique(tensor.data).tolist()}, outside levels "
-                                f"{LEVELS_ZERO_POINT}..{top}")
-        found.append((spec.layer, op.outputs[0].name, float(op.outputs[0].scale[0])
-                      if op.outputs[0].scale.size else 0.0,
-                      int(op.outputs[0].zero_point[0]) if op.outputs[0].zero_point.size else 0))
-    if spec.input_range is not None:
-        compares = [op for op in graph.ops
-                    if op.name in _COMPARISON_OPS and _in_scope(op.outputs[0], spec.layer)]
-        if len(compares) != len(spec.thresholds):
-            problems.append(f"{owner}: {len(compares)} comparison ops for "
-                            f"{len(spec.thresholds)} thresholds")
-        for op in compares:
-            left, right = op.inputs[:2]
-            if (left.dtype != "int8" or right.dtype != "int8"
-                    or not np.array_equal(left.scale, right.scale)
-                    or not np.array_equal(left.zero_point, right.zero_point)):
-                problems.append(f"{owner}: {op.describe()} compares {left.describe()} with "
-                                f"{right.describe()}; both must be int8 with one quantization "
-                                "for the comparison to be exact")
-            elif left.scale.size and left.scale[0] * 256 < 1.0:
-                problems.append(f"{owner}: {op.describe()} compares at scale "
-                                f"{left.scale[0]!r}; TFLite resolves 1/256 in comparisons, so "
-                                "neighbouring int8 values may compare equal")
-    return found
+    tensor = levels.outputs[0]
+    if tensor.dtype != "int8" or tensor.scale.size != 1:
+        problems.append(f"{owner}: levels {tensor.describe()} is not per-tensor int8")
+        return []
+    if tensor.scale[0] != step or tensor.zero_point[0] != LEVELS_ZERO_POINT:
+        problems.append(f"{owner}: levels {tensor.describe()} must have scale {step!r} "
+                        f"(Δ·scale2) and zero point {LEVELS_ZERO_POINT}")
+    elif summing.data is not None and summing.scale.size and output.scale.size == 1:
+        # An indicator is -128 + 255·[passed], so n passed thresholds accumulate 127·255·n,
+        # requantized by M: every n in 0..K must land on level n (with a margin for the
+        # fixed-point multiplier).
+        unit = max(abs(_requantization(levels, c) * _NARROW_MAX * _INT8_STEPS - 1)
+                   for c in range(summing.scale.size))
+        if unit * count >= 0.25:
+            problems.append(f"{owner}: {levels.describe()} maps a count of passed thresholds "
+                            f"n to n·(1 {unit:+.3g}), not to level n")
+    return [(spec.layer, tensor.name, float(tensor.scale[0]), int(tensor.zero_point[0]))]
 
 
 def _check_weights(graph: _Graph, spec: WeightSpec, problems: list[str]
@@ -1753,22 +1967,24 @@ def check_n2uq_int8(source: Source, model: tf.keras.Model | None = None, *,
 
     Rules (each violation names the op and tensor):
 
-    * body ops are builtin; every op output is int8 with quantization parameters, except the
-      bool output of a comparison whose only consumers are SELECT/SELECT_V2 conditions (the
-      integer-levels form: a bool is a 1-bit predicate, not an activation);
+    * body ops are builtin; every op output is int8 with quantization parameters;
     * every op input is int8, except int32 *constants* in the operand slots that are integer by
       definition: conv/dense biases (int32 at scale ``s_in · s_w``, which the int8 kernels add
       to their int32 accumulators) and shape, axis, padding, size and index operands
-      (``_INT32_OPERANDS``), and the bool condition of SELECT;
+      (``_INT32_OPERANDS``);
     * float32 appears only at the boundary: the model input may be float32 if QUANTIZE is its
       only reader, the output may be float32 if DEQUANTIZE produces it; no other QUANTIZE from
       float, no other DEQUANTIZE (so no float weights dequantized at run time either);
-    * with ``model``: every LTQ output tensor (each SELECT_V2 output and level operand under the
-      LTQ's layer name) is int8 with scale exactly ``Δ · |scale2|`` (float32 equality) and zero
-      point −128, its level constants lie in ``-128 .. -128 + 2^bits - 1``, and each comparison
-      has both operands in one int8 quantization; every N2UQ kernel is stored as int8 with
-      exactly the per-channel scales of the export model and values ``k · m`` (odd ``|k| <=
-      2^bits - 1``).
+    * with ``model``, per LTQ (``staircase``): the one ``DEPTHWISE_CONV_2D`` under
+      ``<layer>/ltq/`` reads a per-tensor int8 ``u`` whose scale is the export range's step and
+      whose grid holds every export threshold; its kernel is ±127 in every channel and its bias
+      exactly ``±127 · (z_u − g_q) + 64``; its output has zero point −128 and a requantization
+      multiplier in ``[254.51 / 64, 256)`` (every indicator saturates, XNNPACK accepts it); the
+      ``CONV_2D`` reading it has kernel 127 on each channel's K indicators and 0 elsewhere, no
+      non-zero bias, and an output (the levels) with scale exactly ``Δ · |scale2|`` (float32
+      equality) and zero point −128, onto which each count ``0..K`` requantizes to itself;
+    * with ``model``: every N2UQ kernel is stored as int8 with exactly the per-channel scales of
+      the export model and values ``k · m`` (odd ``|k| <= 2^bits - 1``).
 
     Args:
         source: ``.tflite`` path or flatbuffer bytes.

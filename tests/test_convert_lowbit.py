@@ -130,7 +130,7 @@ def test_convert_n2uq_writes_int8_model_twin_and_report(n2uq_converted, capsys):
     assert conversion["kind"] == "n2uq_int8"
     assert conversion["coverage"] is None and conversion["lce_options"] is None
     check = conversion["int8_check"]
-    assert check["passed"] and len(check["levels_tensors"]) == 3  # 2 bits: 3 SELECT_V2 outputs
+    assert check["passed"] and len(check["levels_tensors"]) == 1  # one levels tensor per LTQ
     assert {tensor[0] for tensor in check["levels_tensors"]} == {"qconv"}
     assert [layer[0] for layer in check["weight_layers"]] == ["qconv"]
     assert conversion["calibration_images"] == NUM_IMAGES
