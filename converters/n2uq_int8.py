@@ -45,12 +45,22 @@ checks it.
      so that the converter has nothing left to fold into the kernel. A negative ``scale2``
      moves into the kernel (``levels · s2 · W = levels · |s2| · (−W)``);
 * a standalone ``N2UQActivationQuantizer`` layer becomes an :class:`N2UQLevels` layer;
-* any other ``tflbnn.layers.RPReLU`` becomes :class:`RPReLUInt8` (bias, Keras ``PReLU``, bias;
-  int8 ``ADD``/``PRELU``/``ADD``). ``RPReLU``'s own formula ``max(s, 0) + β·min(s, 0)`` does not
-  survive int8 calibration: ``MINIMUM`` must have equal input and output scales, the quantizer
-  gives the shared input the ``min(s, 0)`` range ``[−0.66, 0]`` and every positive value becomes
-  0 (measured on conv + RPReLU + pool + dense: max |Δlogit| 0.37 for logits of at most 0.42;
-  with ``RPReLUInt8`` 0.005). This affects every int8 conversion of ``RPReLU``, not only N2UQ;
+* any other ``tflbnn.layers.RPReLU`` (in the ResNet-18 the 8 after the residual adds, which
+  feed an add or pooling besides the next LTQ) becomes :class:`RPReLUInt8`: with
+  ``s = x + shift_in``, ``ζ = shift_out`` and every slope ``β < 1`` (the trained slopes are in
+  (0.04, 0.53)), ``RPReLU = β·s + (1 − β)·max(s, 0) + ζ`` is two 1×1 ``DEPTHWISE_CONV_2D`` on
+  ``x`` (weight ``β``, bias ``ζ + β·shift_in``; weight ``1 − β``, bias ``(1 − β)·shift_in``,
+  fused ``RELU``) and an int8 ``ADD``, all delegated to XNNPACK. A layer with a slope of 1 or
+  more (which would need a negative factor after the ``ReLU``) keeps the bias + Keras ``PReLU``
+  + bias form, int8 ``ADD``/``PRELU``/``ADD``, which XNNPACK does not delegate. The two
+  intermediate tensors get the converter's min/max (the input is already clamped to its range,
+  so theirs are bounded by it: on the ResNet-18 their steps are 0.69–0.85 and 0.44–0.59 of the
+  input's). ``RPReLU``'s own formula ``max(s, 0) + β·min(s, 0)`` does not survive int8
+  calibration: ``MINIMUM`` must have equal input and output scales, the quantizer gives the
+  shared input the ``min(s, 0)`` range ``[−0.66, 0]`` and every positive value becomes 0
+  (measured on conv + RPReLU + pool + dense: max |Δlogit| 0.37 for logits of at most 0.42; with
+  the ``PRELU`` form of ``RPReLUInt8`` 0.005). This affects every int8 conversion of
+  ``RPReLU``, not only N2UQ;
 * everything else (the float stem conv, BN, adds, pooling, the float classifier) is copied with
   its weights and gets int8 quantization on representative images. Each of those float tensors
   gets the ``[0.1 %, 99.9 %]`` percentile range of its values in the export model
@@ -68,11 +78,21 @@ Measured facts the lowering is built around (TensorFlow 2.16.2):
 * the LTQ was first lowered to int8 ``GREATER_EQUAL`` + ``SELECT_V2`` chains: exact, but XNNPACK
   delegates neither, so every LTQ cut the delegated graph and ran on TFLite's reference
   kernels. On the trained 2-bit width-0.25 ResNet-18 (28×28 input, TFLite with XNNPACK, one
-  thread) that took 5.7 ms per image in 25 XNNPACK partitions; the two convolutions take
-  1.5 ms (9 partitions: XNNPACK does not delegate the int8 ``PRELU`` of the 8 unfolded
-  ``RPReLUInt8`` either; with a ``RELU`` in their place, for timing only, 0.8 ms in one
-  partition), the float32 ResNet-18 1.2 ms. Both lowerings give bit-identical logits on 1,000
-  test images, with and without XNNPACK;
+  thread) that took 5.7 ms per image in 25 XNNPACK partitions; the two convolutions took
+  1.5 ms, still in 9 partitions while the 8 unfolded ``RPReLUInt8`` were int8 ``PRELU``, which
+  XNNPACK does not delegate (with a ``RELU`` in their place, for timing only, 0.81 ms in one
+  partition). Both LTQ lowerings give bit-identical logits on 1,000 test images, with and
+  without XNNPACK;
+* with the depthwise form of ``RPReLUInt8`` the whole ResNet-18 is one XNNPACK partition:
+  0.82–0.85 ms against 1.47–1.56 ms with ``PRELU`` and 1.20–1.25 ms for the float32 twin
+  (two sessions; medians of 6–8 interleaved rounds of 200 runs, one thread); at 4 bits 1.12
+  against 1.79 ms. Summing the two ReLU halves ``[max(s, 0), max(−s, 0)]`` (one depthwise
+  conv, multiplier 2) with a dense 1×1 ``CONV_2D`` ``2C → C`` (weights ``1, −β``) is also one
+  partition but slower: 1.02 against 0.85 ms in the same rounds. The rounding of the residual
+  stream changes: top-1 agreement with Keras on the first 1,000 test images 95.2 % → 96.3 %
+  with XNNPACK, 96.6 % → 95.5 % with the reference kernels (mean |Δlogit| unchanged at 0.41;
+  at 4 bits 98.9 → 98.8 % and 98.7 → 98.8 %), i.e. noise of the size the chaos described
+  below gives;
 * the dense summing conv costs ``K·C`` MACs per output value, yet it is faster than a grouped
   ``CONV_2D`` (C groups of K → 1, which XNNPACK runs slowly): 1.51 against 1.95 ms on that
   ResNet-18, 1.78 against 2.03 ms on the same network at 4 bits; ``RESHAPE`` + ``SUM`` is not
@@ -83,7 +103,8 @@ Measured facts the lowering is built around (TensorFlow 2.16.2):
   ±127), and LTQs of equal width share one ±1 kernel and one summing-kernel buffer, which is
   harmless (equal integers); on the ResNet-18 the staircases take 117 KB more than the
   comparison form did (926,536 against 809,232 bytes), mostly per-channel quantization
-  parameters and the 4 distinct summing kernels (65 KB). The biases get a layer-dependent
+  parameters and the 4 distinct summing kernels (65 KB); the depthwise ``RPReLUInt8`` add 26 KB
+  more (952,792 bytes; per-channel parameters of 2 × 480 channels). The biases get a layer-dependent
   fraction of an accumulator unit (rounded away in int8) so that identical LTQs keep biases of
   their own.
 
@@ -827,22 +848,49 @@ class N2UQInt8Dense(_ExactInt8Linear):
 
 @lq.utils.register_keras_custom_object
 class RPReLUInt8(tf.keras.layers.Layer):
-    """``tflbnn.layers.RPReLU`` as bias + Keras ``PReLU`` + bias, which converts to int8 ``PRELU``.
+    """``tflbnn.layers.RPReLU`` in a form that converts to int8 ops XNNPACK runs.
+
+    With ``s = x + shift_in`` and ``ζ = shift_out``, ``RPReLU`` is
+    ``max(s, 0) + β·min(s, 0) + ζ``, which equals ``β·s + (1 − β)·max(s, 0) + ζ`` for any slope
+    ``β`` (``min(s, 0) = s − max(s, 0)``). When every ``β < 1`` (``depthwise=True``, what
+    ``export_n2uq_int8_model`` chooses then) that is, per channel:
+
+    * a 1×1 ``DEPTHWISE_CONV_2D`` with weight ``β`` and bias ``ζ + β·shift_in``;
+    * a 1×1 ``DEPTHWISE_CONV_2D`` with weight ``1 − β > 0``, bias ``(1 − β)·shift_in`` and a
+      fused ``RELU`` (``(1 − β)·max(s, 0) = max((1 − β)·s, 0)``);
+    * the int8 ``ADD`` of the two.
+
+    Inputs of rank other than 4 are reshaped to ``(N, 1, L, C)`` around the convs. A slope of 1
+    or more would need a negative factor after the ``ReLU``; such layers use ``depthwise=False``:
+    bias + Keras ``PReLU`` + bias, int8 ``ADD``/``PRELU``/``ADD`` (the same function, but
+    XNNPACK does not delegate int8 ``PRELU``, so each one cuts the delegated graph).
 
     Same function and weights as ``RPReLU`` (``shift_in``, ``slope``, ``shift_out``); see the
     module docstring for why the original formula cannot be calibrated to int8.
+
+    Args:
+        depthwise: the depthwise-conv form (needs every slope below 1) or the ``PRELU`` form.
+        **kwargs: Keras layer arguments.
     """
+
+    def __init__(self, depthwise: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.depthwise = bool(depthwise)
 
     def build(self, input_shape):
         channels = int(tf.TensorShape(input_shape)[-1])
         rank = tf.TensorShape(input_shape).rank
         self.shift_in = self.add_weight(name="shift_in", shape=(channels,), initializer="zeros",
                                         trainable=False)
-        # Shared over the spatial axes, as the converter's PRELU pattern needs a per-channel
-        # alpha of shape (1, ..., C).
-        self.prelu = tf.keras.layers.PReLU(shared_axes=list(range(1, rank - 1)) or None,
-                                           name="prelu")
-        self.prelu.build(input_shape)
+        if self.depthwise:
+            self.slope = self.add_weight(name="slope", shape=(channels,), initializer="zeros",
+                                         trainable=False)
+        else:
+            # Shared over the spatial axes, as the converter's PRELU pattern needs a per-channel
+            # alpha of shape (1, ..., C).
+            self.prelu = tf.keras.layers.PReLU(shared_axes=list(range(1, rank - 1)) or None,
+                                               name="prelu")
+            self.prelu.build(input_shape)
         self.shift_out = self.add_weight(name="shift_out", shape=(channels,),
                                          initializer="zeros", trainable=False)
         super().build(input_shape)
@@ -850,12 +898,34 @@ class RPReLUInt8(tf.keras.layers.Layer):
     def set_rprelu_weights(self, shift_in: np.ndarray, slope: np.ndarray,
                            shift_out: np.ndarray) -> None:
         """Copy an ``RPReLU``'s ``shift_in``, ``slope`` and ``shift_out``."""
-        self.shift_in.assign(shift_in)
-        self.prelu.alpha.assign(np.reshape(slope, self.prelu.alpha.shape))
-        self.shift_out.assign(shift_out)
+        if self.depthwise and np.any(np.asarray(slope) >= 1):
+            raise ValueError(f"RPReLUInt8 {self.name!r}: the depthwise form needs every slope "
+                             f"below 1, got up to {float(np.max(slope))}")
+        self.shift_in.assign(np.reshape(shift_in, self.shift_in.shape))
+        slope_variable = self.slope if self.depthwise else self.prelu.alpha
+        slope_variable.assign(np.reshape(slope, slope_variable.shape))
+        self.shift_out.assign(np.reshape(shift_out, self.shift_out.shape))
 
     def call(self, inputs):
-        return self.prelu(inputs + self.shift_in) + self.shift_out
+        if not self.depthwise:
+            return self.prelu(inputs + self.shift_in) + self.shift_out
+        rank = inputs.shape.rank
+        x = inputs if rank == 4 else tf.reshape(inputs, (-1, 1, int(np.prod(
+            inputs.shape[1:-1], dtype=np.int64)), inputs.shape[-1]))
+        slope = self.slope
+        linear = tf.nn.bias_add(
+            tf.nn.depthwise_conv2d(x, tf.reshape(slope, (1, 1, -1, 1)), strides=(1, 1, 1, 1),
+                                   padding="VALID"),
+            self.shift_out + slope * self.shift_in)
+        positive = tf.nn.relu(tf.nn.bias_add(
+            tf.nn.depthwise_conv2d(x, tf.reshape(1 - slope, (1, 1, -1, 1)),
+                                   strides=(1, 1, 1, 1), padding="VALID"),
+            (1 - slope) * self.shift_in))
+        outputs = linear + positive
+        return outputs if rank == 4 else tf.reshape(outputs, (-1, *inputs.shape[1:]))
+
+    def get_config(self):
+        return {**super().get_config(), "depthwise": self.depthwise}
 
 
 @lq.utils.register_keras_custom_object
@@ -1138,7 +1208,8 @@ def export_n2uq_int8_model(model: tf.keras.Model, *, quantize_ltq_inputs: bool =
             if bn is not None:
                 replaced[bn.name] = (tf.keras.layers.Identity(name=bn.name), None)
         elif type(layer) is RPReLU:
-            replaced[layer.name] = (RPReLUInt8(name=layer.name), None)
+            replaced[layer.name] = (RPReLUInt8(depthwise=bool(np.all(layer.slope.numpy() < 1)),
+                                               name=layer.name), None)
 
     def clone_layer(layer):
         new = (replaced[layer.name][0] if layer.name in replaced

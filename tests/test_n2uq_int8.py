@@ -2,7 +2,9 @@
 
 One small N2UQ network per bit width (float stem conv + BN + max pool, two blocks ``RPReLU →
 QuantConv2D(LTQ, N2UQ weights) → BN → + shortcut``, global pool, float Dense) with non-default
-thresholds and scales, trained briefly on real Fashion-MNIST images, converted once per module.
+thresholds and scales, trained briefly on real Fashion-MNIST images, converted once per module;
+and a 2-bit variant with an ``RPReLU`` after each add, as in the ResNet-18 (not folded into an
+LTQ: ``RPReLUInt8``).
 """
 
 import numpy as np
@@ -14,7 +16,7 @@ import tensorflow as tf
 
 from tflbnn.converters import n2uq_int8 as n2uq_int8
 from tflbnn.converters.n2uq_int8 import (LEVELS_ZERO_POINT, N2UQInt8Conv2D, N2UQInt8Error,
-                                         activation_ranges, check_n2uq_int8,
+                                         RPReLUInt8, activation_ranges, check_n2uq_int8,
                                          check_n2uq_int8_parity,
                                          convert_n2uq_int8, export_n2uq_int8_model,
                                          int8_export_specs, n2uq_int8_size,
@@ -46,8 +48,12 @@ def fashion():
     return images.astype(np.float32) / 255.0, labels
 
 
-def build_model(bits: int, seed: int) -> tf.keras.Model:
-    """The test network, with every LTQ moved off its default thresholds and scales."""
+def build_model(bits: int, seed: int, rprelu_after_add: bool = False) -> tf.keras.Model:
+    """The test network, with every LTQ moved off its default thresholds and scales.
+
+    ``rprelu_after_add`` puts an ``RPReLU`` (``out{block}``, non-default shifts and per-channel
+    slopes in (0.05, 0.6)) after each add, as the ResNet-18 has: the next block's ``RPReLU``
+    still folds into its LTQ, these do not."""
     tf.keras.utils.set_random_seed(seed)
     inputs = tf.keras.Input((28, 28, 1))
     x = tf.keras.layers.Conv2D(WIDTH, 3, strides=2, padding="same", use_bias=False,
@@ -62,6 +68,8 @@ def build_model(bits: int, seed: int) -> tf.keras.Model:
             kernel_quantizer=N2UQWeightQuantizer(bits=bits))(y)
         y = tf.keras.layers.BatchNormalization(momentum=0.8, name=f"bn{block}")(y)
         x = tf.keras.layers.Add(name=f"add{block}")([x, y])
+        if rprelu_after_add:
+            x = RPReLU(name=f"out{block}")(x)
     x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
     model = tf.keras.Model(inputs, tf.keras.layers.Dense(10, name="classifier")(x))
     rng = np.random.default_rng(seed)
@@ -72,15 +80,17 @@ def build_model(bits: int, seed: int) -> tf.keras.Model:
         quantizer.intervals.assign((1.6 / k) * (1 + 0.3 * rng.uniform(-1, 1, k)))
         quantizer.input_scale.assign(1.2)
         quantizer.output_scale.assign(0.7)
+        if rprelu_after_add:
+            rprelu = model.get_layer(f"out{block}")
+            rprelu.shift_in.assign(rng.uniform(-0.3, 0.3, WIDTH))
+            rprelu.slope.assign(rng.uniform(0.05, 0.6, WIDTH))
+            rprelu.shift_out.assign(rng.uniform(-0.3, 0.3, WIDTH))
     return model
 
 
-@pytest.fixture(scope="module", params=[2, 4], ids=["2bit", "4bit"])
-def case(request, fashion):
-    """A trained model of the given bit width, its export models and its int8 flatbuffer."""
+def _trained_case(fashion, bits: int, rprelu_after_add: bool = False) -> dict:
     images, labels = fashion
-    bits = request.param
-    model = build_model(bits, seed=bits)
+    model = build_model(bits, seed=bits, rprelu_after_add=rprelu_after_add)
     model.compile(tf.keras.optimizers.Adam(3e-3),
                   tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   run_eagerly=True)  # tracing the N2UQ training step costs more than 40 steps
@@ -91,6 +101,18 @@ def case(request, fashion):
     return {"bits": bits, "model": model, "flatbuffer": flatbuffer,
             "export": export_n2uq_int8_model(model, batch_size=None),
             "images": images[HELD_OUT], "labels": labels[HELD_OUT]}
+
+
+@pytest.fixture(scope="module", params=[2, 4], ids=["2bit", "4bit"])
+def case(request, fashion):
+    """A trained model of the given bit width, its export models and its int8 flatbuffer."""
+    return _trained_case(fashion, request.param)
+
+
+@pytest.fixture(scope="module")
+def post_add_case(fashion):
+    """The 2-bit model with an unfolded ``RPReLU`` after each add."""
+    return _trained_case(fashion, 2, rprelu_after_add=True)
 
 
 def _sub_model(model: tf.keras.Model, names: list[str], inputs: bool = False) -> tf.keras.Model:
@@ -261,6 +283,10 @@ def test_the_whole_model_runs_in_xnnpack(case):
     delegated ones (the comparison/select form of the LTQ cut the trained ResNet-18 into 25
     partitions and ran 3.8 times slower), and XNNPACK computes what the reference kernels do up
     to its own requantization rounding (measured: at most 2 output steps on 500 images)."""
+    _assert_one_xnnpack_partition(case)
+
+
+def _assert_one_xnnpack_partition(case: dict) -> None:
     delegated = tf.lite.Interpreter(model_content=case["flatbuffer"])
     delegated.allocate_tensors()
     details = delegated._get_ops_details()
@@ -274,6 +300,72 @@ def test_the_whole_model_runs_in_xnnpack(case):
     step = check_n2uq_int8(case["flatbuffer"]).output_quantization[1]
     assert np.mean(fast.argmax(1) == exact.argmax(1)) >= 0.9
     assert np.median(np.abs(fast - exact).max(axis=1)) <= 2 * step + 1e-6
+
+
+# ------------------------------------------------------------------ RPReLU not folded into an LTQ
+
+
+def test_rprelu_after_add_is_depthwise_convs_in_one_xnnpack_partition(post_add_case):
+    """An ``RPReLU`` after an add becomes two 1×1 ``DEPTHWISE_CONV_2D`` (one with a fused
+    ``RELU``) and an ``ADD``, no ``PRELU`` (which XNNPACK does not delegate in int8: the
+    ResNet-18 ran in 9 partitions, 1.5 ms instead of 0.8), and the model stays one partition."""
+    model, flatbuffer = post_add_case["model"], post_add_case["flatbuffer"]
+    # rprelu0 and rprelu1 fold into their LTQs.
+    assert [layer.name for layer in post_add_case["export"].layers
+            if isinstance(layer, RPReLUInt8) and layer.depthwise] == ["out0", "out1"]
+    # Float (and no folding): the depthwise form is RPReLU up to float32 rounding.
+    export = export_n2uq_int8_model(model, quantize_ltq_inputs=False, batch_size=None)
+    keras_out = model.predict(post_add_case["images"][:200], verbose=0)
+    export_out = export.predict(post_add_case["images"][:200], verbose=0)
+    assert np.abs(export_out - keras_out).max() <= 2e-6 * max(1.0, np.abs(keras_out).max())
+    report = check_n2uq_int8(flatbuffer, model)
+    assert set(report.op_histogram) <= ALLOWED_OPS, report.op_histogram
+    # Two indicator ops and two per unfolded RPReLU.
+    assert report.op_histogram["DEPTHWISE_CONV_2D"] == 2 + 2 * 2
+    graph, _, _ = n2uq_int8._read_graph(flatbuffer)
+    for name in ("out0", "out1"):
+        convs = [op for op in graph.ops if op.name == "DEPTHWISE_CONV_2D"
+                 and f"/{name}/" in op.outputs[0].name]
+        assert len(convs) == 2
+        # One branch is the ReLU (output range [0, max]), the other the linear part.
+        assert sorted(op.outputs[0].zero_point[0] == -128 for op in convs) == [False, True]
+    _assert_one_xnnpack_partition(post_add_case)
+    parity = check_n2uq_int8_parity(model, flatbuffer, post_add_case["images"],
+                                    min_top1_agreement=MIN_TOP1)
+    assert parity.top1_agreement >= MIN_TOP1
+
+
+def test_rprelu_int8_forms_equal_rprelu():
+    """Both forms of ``RPReLUInt8`` compute ``RPReLU`` in float, on 4-D and 2-D inputs; the
+    export picks the ``PRELU`` form when a slope is 1 or more (no positive ReLU factor)."""
+    rng = np.random.default_rng(0)
+    for shape in ((3, 5, 5, 6), (7, 6)):
+        x = rng.normal(0, 1, shape).astype(np.float32)
+        weights = [rng.uniform(-0.5, 0.5, 6), rng.uniform(-0.5, 0.9, 6),
+                   rng.uniform(-0.5, 0.5, 6)]
+        reference = RPReLU()
+        reference.build(shape)
+        reference.shift_in.assign(weights[0])
+        reference.slope.assign(weights[1])
+        reference.shift_out.assign(weights[2])
+        expected = reference(x).numpy()
+        for depthwise in (True, False):
+            layer = RPReLUInt8(depthwise=depthwise)
+            layer.build(shape)
+            layer.set_rprelu_weights(*weights)
+            np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-6, atol=1e-6)
+    layer = RPReLUInt8()
+    layer.build((1, 6))
+    with pytest.raises(ValueError, match="slope below 1"):
+        layer.set_rprelu_weights(np.zeros(6), np.full(6, 1.5), np.zeros(6))
+    inputs = tf.keras.Input((8, 8, 1))
+    x = tf.keras.layers.Conv2D(4, 3)(inputs)
+    x = lq.layers.QuantConv2D(4, 1, input_quantizer=N2UQActivationQuantizer(bits=2),
+                              kernel_quantizer=N2UQWeightQuantizer(bits=2), name="qconv")(x)
+    x = RPReLU(name="steep")(x)
+    model = tf.keras.Model(inputs, x)
+    model.get_layer("steep").slope.assign([0.5, 1.0, 0.2, 0.3])
+    assert not export_n2uq_int8_model(model).get_layer("steep").depthwise
 
 
 def test_top1_agreement_with_keras(case):
