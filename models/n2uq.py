@@ -51,11 +51,11 @@ from tflbnn.models.lowbit_resnet import (
 from tflbnn.models.reactnet import _check_stride, _head, _scale_channels
 from tflbnn.models.registry import ModelBuilder, register_model
 from tflbnn.n2uq import (
-    MIN_INTERVAL, SUPPORTED_BITS, N2UQActivationQuantizer, N2UQWeightQuantizer,
+    PACT, SUPPORTED_BITS, LTQRelaxation, N2UQActivationQuantizer, N2UQWeightQuantizer,
+    PACTRelaxation,
 )
-from tflbnn.profiling import FLOAT_BITS
 
-__all__ = ["LTQRelaxation", "PACT", "PACTRelaxation", "N2UQ_PRECISIONS", "N2UQ_THRESHOLDS",
+__all__ = ["N2UQ_PRECISIONS", "N2UQ_THRESHOLDS",
            "N2UQ_WEIGHT_QUANTIZERS", "N2UQFamily",
            "n2uq_resnet18", "n2uq_resnet34", "n2uq_resnet50", "n2uq_mobilenet_v2",
            "MOBILENET_V2_SETTINGS"]
@@ -78,125 +78,6 @@ MOBILENET_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4,
 
 #: Channels of MobileNetV2's stem and final 1×1 conv at width 1.0.
 MOBILENET_V2_STEM, MOBILENET_V2_LAST = 32, 1280
-
-#: Output value of the top activation level before any output scale (N2UQ and PACT init).
-_TOP_LEVEL = 2.0
-
-
-@lq.utils.register_keras_custom_object
-class LTQRelaxation(N2UQActivationQuantizer):
-    r"""The continuous relaxation of the N2UQ activation quantizer, for the float twin.
-
-    It owns the same weights as ``N2UQActivationQuantizer(bits)`` (``start``, ``intervals``,
-    ``input_scale``, ``output_scale``) and computes the piecewise-linear function whose gradient
-    is the quantizer's G-STE (papers.md §3.2), without rounding:
-
-    ``y = output_scale · Σ_i Δ · clip((x · input_scale - d_{i-1}) / a_i, 0, 1)``
-
-    with ``Δ = 2 / (2^bits - 1)``, interval lengths ``a_i`` (clamped as in the quantizer) and
-    starts ``d_{i-1}``. At the initial values (``start = 0``, ``a_i = Δ``, scales 1) this is
-    ``clip(x, 0, 2)`` for every ``bits``. The float twin builds it with ``trainable=False`` so
-    those values stay the quantizer's initial ones. ``precision`` is ``FLOAT_BITS``: its output
-    is float.
-
-    Args:
-        bits: sets the number of intervals, so that the weights match the quantizer's.
-        **kwargs: ``N2UQActivationQuantizer`` arguments (initialisers, layer arguments).
-
-    Raises:
-        ValueError: as ``N2UQActivationQuantizer``.
-    """
-
-    def __init__(self, bits: int = 2, **kwargs):
-        super().__init__(bits=bits, **kwargs)
-        self.precision = FLOAT_BITS
-
-    def call(self, inputs):
-        x = inputs * self.input_scale
-        lengths = tf.where(self.intervals > MIN_INTERVAL, self.intervals,
-                           tf.constant(MIN_INTERVAL, x.dtype))
-        starts = self.start + tf.cumsum(lengths, exclusive=True)
-        step = _TOP_LEVEL / self.num_intervals
-        # Within interval i the earlier ramps are saturated at 1 and the later ones at 0, which
-        # is the G-STE expectation (i - 1)Δ + Δ (x - d_{i-1}) / a_i.
-        ramps = [step * tf.clip_by_value((x - start) / length, 0.0, 1.0)
-                 for start, length in zip(tf.unstack(starts), tf.unstack(lengths))]
-        return tf.add_n(ramps) * self.output_scale
-
-
-@lq.utils.register_alias("pact")
-@lq.utils.register_keras_custom_object
-class PACT(lq.quantizers.Quantizer):
-    r"""PACT activation quantizer (Choi et al., 2018) as N2UQ's MobileNetV2 code uses it.
-
-    With a learnable clip value ``α`` (one scalar, initialised at 2 as in the reference code)
-    and ``K = 2^bits - 1``:
-
-    * ``c = min(relu(x), α)``;
-    * forward: ``round(c · K / α) · α / K``, ``K + 1`` uniform levels in ``[0, α]``;
-    * backward, as the reference's ``round(c·n)/n + c - c.detach()`` gives it (the rounded term
-      is not detached, only ``round`` itself has no gradient): ``∂y/∂x = 1`` on ``0 < x < α``
-      and 0 elsewhere; ``∂y/∂α = round(c K / α) / K`` below ``α`` and ``2`` at or above it
-      (the original PACT paper has 0 and 1).
-
-    Args:
-        bits: activation bit width, 2 to 8.
-        clip_initializer: initial ``α``, positive.
-        **kwargs: Keras layer arguments.
-
-    Raises:
-        ValueError: for bits outside 2..8 or a non-positive initial clip value.
-    """
-
-    def __init__(self, bits: int = 4, clip_initializer: float = _TOP_LEVEL, **kwargs):
-        if isinstance(bits, bool) or bits not in range(2, 9):
-            raise ValueError(f"{type(self).__name__}: bits must be an integer in 2..8, "
-                             f"got {bits!r}")
-        if not clip_initializer > 0:
-            raise ValueError(f"{type(self).__name__}: clip_initializer must be positive, "
-                             f"got {clip_initializer!r}")
-        self.bits = int(bits)
-        self.clip_initializer = float(clip_initializer)
-        # Output precision in bits, read by larq's summary and tflbnn.profiling.
-        self.precision = self.bits
-        super().__init__(**kwargs)
-
-    def build(self, input_shape):
-        self.clip_value = self.add_weight(
-            name="clip_value", shape=(),
-            initializer=tf.keras.initializers.Constant(self.clip_initializer))
-        super().build(input_shape)
-
-    def _clipped(self, inputs: tf.Tensor) -> tf.Tensor:
-        x = tf.nn.relu(inputs)
-        # tf.where, as the reference's torch.where: inputs at or above α pass their gradient to α.
-        return tf.where(x < self.clip_value, x, self.clip_value)
-
-    def call(self, inputs):
-        clipped = self._clipped(inputs)
-        levels_per_unit = (2**self.bits - 1) / self.clip_value
-        rounded = tf.round(clipped * levels_per_unit) / levels_per_unit
-        return rounded + (clipped - tf.stop_gradient(clipped))
-
-    def get_config(self):
-        return {**super().get_config(), "bits": self.bits,
-                "clip_initializer": self.clip_initializer}
-
-
-@lq.utils.register_keras_custom_object
-class PACTRelaxation(PACT):
-    """PACT without rounding, ``min(relu(x), α)``: the float twin's stand-in for :class:`PACT`.
-
-    Same weight (``clip_value``) and arguments as ``PACT``; the float twin builds it with
-    ``trainable=False`` so ``α`` stays at its initial value. ``precision`` is ``FLOAT_BITS``.
-    """
-
-    def __init__(self, bits: int = 4, clip_initializer: float = _TOP_LEVEL, **kwargs):
-        super().__init__(bits=bits, clip_initializer=clip_initializer, **kwargs)
-        self.precision = FLOAT_BITS
-
-    def call(self, inputs):
-        return self._clipped(inputs)
 
 
 class N2UQFamily(BlockFamily):

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tflbnn.experiment import RunConfig, load_config
 from tflbnn.models import get_model
-from tflbnn.models.n2uq import LTQRelaxation
+from tflbnn.n2uq import LTQRelaxation
 from tflbnn.n2uq import N2UQActivationQuantizer, N2UQWeightQuantizer, n2uq_threshold_variables
 from tflbnn.shift import S3Conv2D
 from test_training import toy_data  # four separable classes, 16×16×1

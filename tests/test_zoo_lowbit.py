@@ -1,5 +1,8 @@
 """Low-bit zoo (N2UQ, S3): published parameter counts, MACs/OPs/size, options, training, export."""
 
+import subprocess
+import sys
+
 import larq as lq
 import numpy as np
 import pytest
@@ -7,7 +10,7 @@ import tensorflow as tf
 
 from tflbnn.models import get_model, list_models, model_options, profile
 from tflbnn.models.lowbit_resnet import parameter_breakdown
-from tflbnn.models.n2uq import LTQRelaxation, PACT, PACTRelaxation
+from tflbnn.n2uq import LTQRelaxation, PACT, PACTRelaxation
 from tflbnn.n2uq import N2UQActivationQuantizer, n2uq_threshold_variables
 from tflbnn.profiling import FLOAT_BITS, kernel_precision
 from tflbnn.shift import S3Conv2D, S3Dense, to_inference_model
@@ -337,6 +340,31 @@ def test_keras_round_trip_of_pact_and_the_frozen_relaxations(tmp_path):
     assert type(relaxed) is PACTRelaxation and not relaxed.trainable
     assert relaxed.clip_initializer == 1.5
     assert not loaded.get_layer("ltq_relaxation").trainable
+
+
+def test_saved_pact_and_relaxations_load_without_importing_the_zoo(tmp_path):
+    # The converters do not import the zoo, so a float twin or an N2UQ MobileNetV2 must load
+    # with tflbnn alone (a quantizer missing from the custom objects stays a string in larq).
+    inputs = tf.keras.Input((6, 6, 3))
+    x = lq.layers.QuantConv2D(4, 1, input_quantizer=PACT(3), name="pact_conv")(inputs)
+    x = lq.layers.QuantConv2D(4, 1, input_quantizer=LTQRelaxation(2, trainable=False),
+                              name="relaxed")(x)
+    model = tf.keras.Model(inputs, PACTRelaxation(4, trainable=False, name="pact_relaxed")(x))
+    path, sample = tmp_path / "model.keras", tmp_path / "sample.npz"
+    model.save(path)
+    x = np.random.default_rng(7).normal(size=(2, 6, 6, 3)).astype(np.float32)
+    np.savez(sample, x=x, expected=model(x).numpy())
+    code = ("import sys, numpy as np\n"
+            "from tflbnn.converters.keras_io import load_keras_model\n"
+            "assert 'tflbnn.models' not in sys.modules\n"
+            f"model = load_keras_model({str(path)!r})\n"
+            f"sample = np.load({str(sample)!r})\n"
+            "np.testing.assert_array_equal(model(sample['x']).numpy(), sample['expected'])\n"
+            "print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok")
 
 
 def test_float_twin_transfers_to_n2uq_leaving_thresholds_at_init(small):
