@@ -212,6 +212,15 @@ def ideal_bytes(row: dict) -> float:
     return float(row["profile"]["size_bytes"])
 
 
+#: Row order of the table: float, N2UQ by bits, S3 by bits (3 first), the ablation.
+_DISPLAY_METHODS = ("float", "n2uq", "s3", "ablation")
+
+
+def _display_key(row: dict) -> tuple[int, int]:
+    bits = row["model_options"].get("bits", 0)
+    return _DISPLAY_METHODS.index(row["method"]), -bits if row["method"] == "s3" else bits
+
+
 def table(rows: list[dict]) -> tuple[str, dict[str, bool]]:
     """The README table and whether each target is met.
 
@@ -222,6 +231,8 @@ def table(rows: list[dict]) -> tuple[str, dict[str, bool]]:
         ``(markdown, {target: met})``.
     """
     by_run = {row["run"]: row for row in rows}
+    # Deployed models by method and bits first, the Keras-only ablation last.
+    rows = sorted(rows, key=_display_key)
     float_accuracy = by_run["float"]["deployed_accuracy"]
     lines = ["| model | Keras top-1 | deployed top-1 | gap to float | top-1 agreement with Keras | "
              ".tflite | ideal size | latency median / p90 |",
