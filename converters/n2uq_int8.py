@@ -155,6 +155,11 @@ images, 200 training images for calibration):
   calibration, the residual stream or the number of calibration images; 99 % would need LTQ
   inputs accurate to ~1e-5. The float32 TFLite conversion agrees 100 %. The int8 models classify
   as well as Keras (accuracy within a point).
+
+On the fully trained width-0.25 ResNet-18s of ``benchmarks/lowbit_fashion_mnist.py`` (10,000
+test images, 500 training images for calibration, TFLite with XNNPACK) the int8 models agree
+with Keras on 96.40 % (2 bits), 98.32 % (3 bits) and 98.96 % (4 bits) of the images, with
+deployed accuracy within 0.22 points of Keras.
 """
 
 from __future__ import annotations
