@@ -191,8 +191,8 @@ def run(args: argparse.Namespace) -> int:
     except ParityError as error:
         hint = ""
         if kind == KIND_N2UQ_INT8:
-            hint = ("; the N2UQ int8 path reaches 96-99% top-1 agreement on trained models (96.4% at "
-                    "2 bits, 98.3% at 3, 98.96% at 4 on Fashion-MNIST; see "
+            hint = ("; the N2UQ int8 path reaches 96-99% top-1 agreement on trained models "
+                    "(96.4% at 2 bits, 98.3% at 3, 98.96% at 4 on Fashion-MNIST; see "
                     "tflbnn.converters.n2uq_int8); --min-top1-agreement and --max-logit-delta "
                     "set the thresholds")
         raise CommandError(f"{error} — nothing written{hint}") from None
