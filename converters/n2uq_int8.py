@@ -468,6 +468,11 @@ def _threshold_matrix(thresholds: Sequence[float | Sequence[float]], channels: i
     return np.stack(columns, axis=1).astype(np.float32)
 
 
+def _summing_pattern(channels: int, count: int) -> np.ndarray:
+    """``(C·K, C)`` 0/1 matrix: indicator ``c·K + k`` (the depthwise output order) adds to ``c``."""
+    return np.repeat(np.eye(channels, dtype=np.float32), count, axis=0)
+
+
 def _integer_staircase(u: tf.Tensor, thresholds: np.ndarray, sign: float,
                        input_range: Sequence[float], level_step: float, output_maximum: float,
                        salt: str) -> tf.Tensor:
@@ -493,9 +498,7 @@ def _integer_staircase(u: tf.Tensor, thresholds: np.ndarray, sign: float,
     # The sum: output channel c adds indicators c·K .. c·K + K - 1, each worth
     # level_step / indicator_max, so that the sum is the level i·level_step.
     weight = np.float32(np.float64(level_step) / np.float64(indicator_max))
-    summing = np.zeros((1, 1, channels * count, channels), np.float32)
-    for channel in range(channels):
-        summing[0, 0, channel * count:(channel + 1) * count, channel] = weight
+    summing = (_summing_pattern(channels, count) * weight)[None, None]
     levels = tf.nn.conv2d(indicators, tf.constant(summing), 1, "VALID", name="levels")
     levels = _fake_quant(levels, 0.0, output_maximum)
     return levels if shape is None else tf.reshape(levels, shape)
@@ -1649,9 +1652,8 @@ def _staircase_ops(graph: _Graph, spec: LevelsSpec) -> _StaircaseOps:
                             "thresholds are not points of it", [u.name])
     sign = 1 if spec.comparison == "greater_equal" else -1
     bias = sign * _NARROW_MAX * (zero - grid) + _INDICATOR_BIAS
-    summing = np.zeros((channels, 1, 1, channels * count), np.int8)
-    for channel in range(channels):
-        summing[channel, 0, 0, channel * count:(channel + 1) * count] = _NARROW_MAX
+    # TFLite stores a CONV_2D kernel as (out, h, w, in).
+    summing = (_summing_pattern(channels, count).T * _NARROW_MAX).astype(np.int8)[:, None, None]
     return _StaircaseOps(indicators, levels,
                          np.full(channels * count, sign * _NARROW_MAX, np.int8),
                          bias.reshape(-1).astype(np.int32), summing)
@@ -1959,8 +1961,8 @@ def _check_levels(graph: _Graph, spec: LevelsSpec, problems: list[str]
     else:
         # acc = ±127·(u_q - g_q) + 64: 64·M must round to at least 255 (saturating at 127) and
         # -63·M to at most -1 (saturating at -128); XNNPACK takes M below 256.
-        multiplier = min(_requantization(indicators, c) for c in range(weights.scale.size))
-        largest = max(_requantization(indicators, c) for c in range(weights.scale.size))
+        multipliers = [_requantization(indicators, c) for c in range(weights.scale.size)]
+        multiplier, largest = min(multipliers), max(multipliers)
         if not (254.5 + 0.01) / _INDICATOR_BIAS <= multiplier <= largest < 256:
             problems.append(f"{owner}: {indicators.describe()} requantizes with multipliers "
                             f"{multiplier:.6g}..{largest:.6g}; the indicators saturate only for "
