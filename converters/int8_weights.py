@@ -862,18 +862,23 @@ class Int8ParityReport:
         return f"{text} — {'passed' if self.passed else 'FAILED'}"
 
 
-def run_tflite(flatbuffer: bytes, images: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
-    """Run ``tf.lite.Interpreter`` (default delegates, i.e. XNNPACK) one image at a time.
+def run_tflite(flatbuffer: bytes, images: np.ndarray, *, num_threads: int = 1,
+               op_resolver_type: tf.lite.experimental.OpResolverType =
+               tf.lite.experimental.OpResolverType.AUTO) -> np.ndarray:
+    """Run ``tf.lite.Interpreter`` one image at a time.
 
     Args:
         flatbuffer: a model without custom ops.
         images: float32 ``(N, ...)`` inputs.
         num_threads: interpreter threads.
+        op_resolver_type: the kernels: ``AUTO`` (default delegates, i.e. XNNPACK),
+            ``BUILTIN_REF`` (TFLite's reference kernels), ...
 
     Returns:
         The outputs, ``(N, ...)``.
     """
-    interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=num_threads)
+    interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=num_threads,
+                                      experimental_op_resolver_type=op_resolver_type)
     interpreter.allocate_tensors()
     source = interpreter.get_input_details()[0]["index"]
     target = interpreter.get_output_details()[0]["index"]

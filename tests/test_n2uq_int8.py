@@ -21,6 +21,7 @@ from tflbnn.converters.n2uq_int8 import (LEVELS_ZERO_POINT, N2UQInt8Conv2D, N2UQ
                                          convert_n2uq_int8, export_n2uq_int8_model,
                                          int8_export_specs, n2uq_int8_size,
                                          restore_exact_kernels, staircase, weight_multiplier)
+from tflbnn.converters.int8_weights import run_tflite
 from tflbnn.data import load_fashion_mnist
 from tflbnn.layers import RPReLU
 from tflbnn.n2uq import N2UQActivationQuantizer, N2UQWeightQuantizer
@@ -268,16 +269,6 @@ def test_ltq_outputs_are_exactly_on_levels(case):
         assert len(seen) >= 3, f"{spec.layer}: levels {sorted(seen)} too few to test anything"
 
 
-def _logits(interpreter: tf.lite.Interpreter, images: np.ndarray) -> np.ndarray:
-    interpreter.allocate_tensors()
-    outputs = []
-    for image in images:
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
-        interpreter.invoke()
-        outputs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0])
-    return np.array(outputs)
-
-
 def test_the_whole_model_runs_in_xnnpack(case):
     """The int8 model is one XNNPACK partition: no op falls back to a TFLite kernel between
     delegated ones (the comparison/select form of the LTQ cut the trained ResNet-18 into 25
@@ -293,10 +284,9 @@ def _assert_one_xnnpack_partition(case: dict) -> None:
     assert sum(op["op_name"] == "DELEGATE" for op in details) == 1, [
         op["op_name"] for op in details]
     images = case["images"][:50]
-    reference = tf.lite.Interpreter(
-        model_content=case["flatbuffer"],
-        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
-    fast, exact = _logits(delegated, images), _logits(reference, images)
+    fast = run_tflite(case["flatbuffer"], images)
+    exact = run_tflite(case["flatbuffer"], images,
+                       op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
     step = check_n2uq_int8(case["flatbuffer"]).output_quantization[1]
     assert np.mean(fast.argmax(1) == exact.argmax(1)) >= 0.9
     assert np.median(np.abs(fast - exact).max(axis=1)) <= 2 * step + 1e-6
