@@ -163,6 +163,8 @@ def test_export_levels_are_the_ltq_of_the_rounded_input(case):
         assert config["input_range"] is not None and len(config["thresholds"][0]) == WIDTH, \
             "the RPReLU should be folded into per-channel thresholds"
         levels = staircase(x, **n2uq_int8._staircase_arguments(config)).numpy()
+        with pytest.raises(ValueError, match="comparison must be one of.*'greater'"):
+            staircase(x, **{**n2uq_int8._staircase_arguments(config), "comparison": "greater"})
         offset = n2uq_int8._fake_quant(np.asarray(config["input_offset"], np.float32),
                                        *config["offset_range"])
         rounded = n2uq_int8._fake_quant(x + offset, *config["input_range"]) - offset
@@ -387,6 +389,8 @@ def test_activation_ranges_set_the_float_tensor_scales(case, fashion):
     assert min(widths) < 0.9  # the tails matter somewhere: not min/max in disguise
     with pytest.raises(ValueError, match="tail must be a percentage"):
         activation_ranges(model, images, tail=50)
+    with pytest.raises(ValueError, match="activation_ranges: no images"):
+        activation_ranges(model, images[:0])
     graph, _, _ = n2uq_int8._read_graph(case["flatbuffer"])
     add = next(op for op in graph.ops if op.name == "ADD" and "/add0/" in op.outputs[0].name)
     low, high = ranges["add0"]
