@@ -13,6 +13,7 @@ from tflbnn.models.registry import get_model, list_models, model_options, regist
 from tflbnn.models import reactnet  # noqa: F401  (registers the ReActNet models)
 from tflbnn.models import n2uq  # noqa: F401  (registers the N2UQ models)
 from tflbnn.models import s3  # noqa: F401  (registers the S3 models)
+from tflbnn.models import bireal  # noqa: F401  (registers the Bi-Real models)
 
 __all__ = [
     "get_model",
