@@ -5,6 +5,11 @@ small inputs (28×28, 32×32) with ``width`` and the stem options. The same defi
 three precisions of the two-step recipe: ``precision="float"`` is the float twin,
 ``"binary_activations"`` is step 1 and ``"binary"`` (the default) the fully binary step 2. All three
 have identical weights, so weights transfer between them with ``set_weights``.
+
+``reactnet_a(bn_free=True)`` is the BN-free ReActNet-A of papers.md §8 (``tflbnn.bn_free``): no
+BatchNormalization anywhere, every convolution (stem included) with scaled weight
+standardisation and a gain, residual branches scaled as ``x + α·f(x·β)``. Train it with adaptive
+gradient clipping (``tflbnn.training.agc_adam_optimizer``, recipe ``bn_free_recipe``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from tflbnn import _backend  # noqa: F401
 import tensorflow as tf
 
 from tflbnn.blocks import batch_norm, check_precision, react_bireal_block, reactnet_block
+from tflbnn.bn_free import bn_free_reactnet_block, signal_propagation_betas, ws_conv
 from tflbnn.models.registry import register_model
 
 __all__ = ["reactnet_a", "reactnet_resnet18", "REACTNET_A_CHANNELS"]
@@ -51,6 +57,7 @@ def reactnet_a(
     stem_stride: int = 2,
     precision: str = "binary",
     pad_values: float = 1.0,
+    bn_free: bool = False,
 ) -> tf.keras.Model:
     """ReActNet-A: MobileNetV1's 13 blocks with full binary 3×3 and binary 1×1 convolutions.
 
@@ -62,6 +69,9 @@ def reactnet_a(
         precision: ``"binary"`` (step 2), ``"binary_activations"`` (step 1, real weights) or
             ``"float"`` (the float twin); see ``tflbnn.blocks.PRECISIONS``.
         pad_values: padding value of the binary 3×3 convs (1.0 converts best with LCE).
+        bn_free: build the BN-free variant (papers.md §8): scaled weight-standardised
+            convolutions with gains (stem included), no BatchNormalization, residual branches
+            ``x + 0.2·f(x·β)`` with β from ``tflbnn.bn_free.signal_propagation_betas``.
 
     Returns:
         An uncompiled ``tf.keras.Model`` that outputs logits.
@@ -72,20 +82,33 @@ def reactnet_a(
     name = "reactnet_a"
     check_precision(precision, name)
     _check_stride(stem_stride, "stem_stride", name)
+    if not isinstance(bn_free, bool):
+        raise ValueError(f"{name}: bn_free must be true or false, got {bn_free!r}")
     channels = [_scale_channels(c, width, name) for c in REACTNET_A_CHANNELS]
+    # Every channel change downsamples, except the first (32 -> 64) block.
+    strides = [2 if REACTNET_A_CHANNELS[i] != REACTNET_A_CHANNELS[i - 1]
+               and REACTNET_A_CHANNELS[i] != 64 else 1 for i in range(1, len(channels))]
 
     inputs = tf.keras.Input(shape=input_shape, name="image")
-    x = tf.keras.layers.Conv2D(
-        channels[0], 3, strides=stem_stride, padding="same", use_bias=False, name="stem_conv"
-    )(inputs)
-    x = batch_norm("stem_bn")(x)
-    for index in range(1, len(channels)):
-        # Every channel change downsamples, except the first (32 -> 64) block.
-        grows = REACTNET_A_CHANNELS[index] != REACTNET_A_CHANNELS[index - 1]
-        stride = 2 if grows and REACTNET_A_CHANNELS[index] != 64 else 1
-        x = reactnet_block(
-            x, channels[index], stride=stride, precision=precision, pad_values=pad_values, name=f"block{index}",
-        )
+    if bn_free:
+        x = ws_conv(channels[0], 3, strides=stem_stride, name="stem_conv")(inputs)
+        betas = signal_propagation_betas(strides)
+        for index, (stride, (beta1, beta2)) in enumerate(zip(strides, betas), start=1):
+            x = bn_free_reactnet_block(
+                x, channels[index], stride=stride, precision=precision, beta1=beta1,
+                beta2=beta2, pad_values=pad_values, name=f"block{index}",
+            )
+    else:
+        x = tf.keras.layers.Conv2D(
+            channels[0], 3, strides=stem_stride, padding="same", use_bias=False,
+            name="stem_conv"
+        )(inputs)
+        x = batch_norm("stem_bn")(x)
+        for index, stride in enumerate(strides, start=1):
+            x = reactnet_block(
+                x, channels[index], stride=stride, precision=precision, pad_values=pad_values,
+                name=f"block{index}",
+            )
     outputs = _head(x, num_classes)
     return tf.keras.Model(inputs, outputs, name=name)
 

@@ -11,11 +11,14 @@ from tflbnn.quantizers import ReActNetWeightSign
 from tflbnn.blocks import react_bireal_block, reactnet_block
 from tflbnn.n2uq import N2UQActivationQuantizer, N2UQWeightQuantizer, n2uq_threshold_variables
 from tflbnn.shift import DeepShiftQ, S3Conv2D, S3Dense, s3_weight
+from tflbnn.bn_free import (FixedScale, ScaledWeightStandardization,
+                            ScaledWeightStandardizationSign, ScaledWSConv2D)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DeepShiftQ",
+    "FixedScale",
     "LearnableBias",
     "N2UQActivationQuantizer",
     "N2UQWeightQuantizer",
@@ -24,6 +27,9 @@ __all__ = [
     "ReActNetWeightSign",
     "S3Conv2D",
     "S3Dense",
+    "ScaledWSConv2D",
+    "ScaledWeightStandardization",
+    "ScaledWeightStandardizationSign",
     "n2uq_threshold_variables",
     "react_bireal_block",
     "reactnet_block",

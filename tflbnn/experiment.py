@@ -15,7 +15,8 @@ A config is a small TOML file (or the equivalent dict)::
     source = "embedded"
 
     [recipe]
-    kind = "two_step"                # "two_step", "float", "binary", "n2uq" or "s3"
+    kind = "two_step"                # "two_step", "adambnn", "bop", "bn_free", "float",
+                                     # "binary", "n2uq" or "s3"
     batch_size = 128
     learning_rate = 1e-3
     teacher_epochs = 3               # two_step: float twin trained as teacher; n2uq: float twin
@@ -24,6 +25,28 @@ A config is a small TOML file (or the equivalent dict)::
     epochs = 4                       # float / binary / n2uq (quantized stage) / s3
     weight_decay = 1e-5
     augment = "standard"
+
+The other binary recipes (``tflbnn.training.adambnn_recipe`` / ``bop_recipe`` /
+``bn_free_recipe``):
+
+* ``kind = "adambnn"``: ``two_step``'s stages with AdamBNN's settings: step-1
+  ``weight_decay`` defaults to 5e-6 (ReActNet: 1e-5), none in step 2 (as ReActNet), Adam betas
+  (0.9, 0.999) (the default in both). Same keys as ``two_step``.
+* ``kind = "bop"``: optional float teacher (``teacher_epochs`` or ``teacher = "path.keras"``;
+  default none: cross-entropy, as the Bop paper; with one, both later stages distil from it),
+  optional ReActNet step 1 (``step1_epochs``, default 0), then the fully binary model (from
+  step 1's weights, else from the float teacher trained here when ``step1_init = "teacher"``,
+  else fresh), kernels set to ±1, trained for ``epochs`` with Bop on the binary kernels
+  (``threshold`` τ, default 1e-8; ``gamma`` γ, default 1e-4; ``gamma_decay``, the final γ as
+  a fraction of ``gamma``, linear, default 1.0 = constant) and Adam at ``learning_rate`` with
+  linear decay on the other weights. ``threshold``, ``gamma`` and ``gamma_decay`` are only
+  accepted with this kind.
+* ``kind = "bn_free"``: the BN-free BNN. The model is built with ``bn_free = true`` (set for
+  you; ``[model] bn_free = false`` is an error, and the model must have that option, i.e.
+  ``reactnet_a``), and ``two_step``'s stages train with Adam plus adaptive gradient clipping at
+  ``agc_clip`` (default 0.02, the paper's λ; only accepted with this kind) on every weight but
+  the classifier. ``learning_rate`` defaults to the paper's 5e-4. A BN-free model can also be
+  trained by the other ReActNet kinds (``[model] bn_free = true``), without AGC.
 
 The low-bit recipes (``tflbnn.training.n2uq_recipe`` / ``s3_recipe``):
 
@@ -56,23 +79,33 @@ import tensorflow as tf
 
 from tflbnn import data as tflbnn_data
 from tflbnn.metadata import ModelMetadata, sidecar_path, write_bytes_atomic
-from tflbnn.models import get_model, profile
-from tflbnn.training import n2uq_recipe, plot_histories, s3_recipe, train_stage, two_step
-from tflbnn.training.recipes import STEP1_INITS
+from tflbnn.models import get_model, model_options, profile
+from tflbnn.training import (adambnn_recipe, bn_free_recipe, bop_recipe, n2uq_recipe,
+                             plot_histories, s3_recipe, train_stage, two_step)
+from tflbnn.training.agc import AGC_CLIP_FACTOR
+from tflbnn.training.optimizers import BOP_GAMMA, BOP_THRESHOLD
+from tflbnn.training.recipes import ADAMBNN_WEIGHT_DECAY, STEP1_INITS
 
 __all__ = ["RunConfig", "RunResult", "load_config", "run_experiment", "RECIPES"]
 
-RECIPES = ("two_step", "float", "binary", "n2uq", "s3")
+RECIPES = ("two_step", "float", "binary", "n2uq", "s3", "adambnn", "bop", "bn_free")
 
 #: The zoo precision of the model each recipe ends with (``None``: the builder has none).
 _FINAL_PRECISION = {"two_step": "binary", "float": "float", "binary": "binary", "n2uq": "n2uq",
-                    "s3": None}
+                    "s3": None, "adambnn": "binary", "bop": "binary", "bn_free": "binary"}
 
 #: Recipe defaults that differ from ``_RECIPE_DEFAULTS`` for one kind (the papers' values).
 _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "n2uq": {"weight_decay": 0.0},
     "s3": {"learning_rate": 0.1, "weight_decay": 1e-4},
+    "adambnn": {"weight_decay": ADAMBNN_WEIGHT_DECAY},
+    "bop": {"teacher_epochs": 0, "step1_epochs": 0},
+    "bn_free": {"learning_rate": 5e-4, "agc_clip": AGC_CLIP_FACTOR},
 }
+
+#: Recipe keys that only one kind reads; giving them to another kind is an error.
+_KIND_ONLY_KEYS = {"threshold": "bop", "gamma": "bop", "gamma_decay": "bop",
+                   "agc_clip": "bn_free"}
 
 _RECIPE_DEFAULTS: dict[str, Any] = {
     "kind": "two_step",
@@ -93,7 +126,43 @@ _RECIPE_DEFAULTS: dict[str, Any] = {
     "distill": False,
     "quantizer_lr_factor": 0.1,
     "momentum": 0.9,
+    "threshold": BOP_THRESHOLD,
+    "gamma": BOP_GAMMA,
+    "gamma_decay": 1.0,
+    "agc_clip": 0.0,
 }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_kind_options(kind: str, recipe: dict[str, Any], given: dict[str, Any],
+                        model_name: str, model: dict[str, Any], source: str) -> None:
+    """Validate the keys of the Bop and BN-free kinds; may set ``model["bn_free"]``."""
+    for key, owner in _KIND_ONLY_KEYS.items():
+        if key in given and kind != owner:
+            raise ValueError(f"{source}: recipe {key} only applies to kind {owner!r}, not "
+                             f"{kind!r}")
+    if kind == "bop":
+        if not _is_number(recipe["threshold"]) or not recipe["threshold"] >= 0:
+            raise ValueError(f"{source}: recipe threshold must be a number >= 0, got "
+                             f"{recipe['threshold']!r}")
+        for key in ("gamma", "gamma_decay"):
+            if not _is_number(recipe[key]) or not 0 < recipe[key] <= 1:
+                raise ValueError(f"{source}: recipe {key} must be a number in (0, 1], got "
+                                 f"{recipe[key]!r}")
+    if kind == "bn_free":
+        if not _is_number(recipe["agc_clip"]) or not recipe["agc_clip"] > 0:
+            raise ValueError(f"{source}: recipe agc_clip must be a positive number, got "
+                             f"{recipe['agc_clip']!r}")
+        if model.get("bn_free", True) is not True:
+            raise ValueError(f"{source}: recipe kind 'bn_free' builds the model with "
+                             f"bn_free = true, but [model] sets bn_free = {model['bn_free']!r}")
+        if "bn_free" not in model_options(model_name):
+            raise ValueError(f"{source}: recipe kind 'bn_free' needs a model with a bn_free "
+                             f"option (e.g. reactnet_a); {model_name!r} has none")
+        model["bn_free"] = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +232,7 @@ class RunConfig:
             raise ValueError(f"{source}: step1_init must be one of {STEP1_INITS}, got "
                              f"{recipe['step1_init']!r}")
         for key in ("batch_size", "teacher_epochs", "step1_epochs", "step2_epochs", "epochs"):
-            minimum = 0 if key == "teacher_epochs" else 1
+            minimum = 0 if key == "teacher_epochs" or (key, kind) == ("step1_epochs", "bop") else 1
             if not isinstance(recipe[key], int) or recipe[key] < minimum:
                 raise ValueError(f"{source}: recipe {key} must be an integer >= {minimum}, "
                                  f"got {recipe[key]!r}")
@@ -180,6 +249,7 @@ class RunConfig:
         if kind == "n2uq" and recipe["teacher_epochs"] < 1 and not recipe["teacher"]:
             raise ValueError(f"{source}: the n2uq recipe starts from a float model: set "
                              "teacher_epochs >= 1 or teacher = \"float_model.keras\"")
+        _check_kind_options(kind, recipe, recipe_given, model_name, model, source)
         return cls(name=name, output_dir=Path(config.get("output_dir", "runs")),
                    model=model_name, model_options=model, data=dict(config["data"]),
                    recipe=recipe)
@@ -280,13 +350,28 @@ def run_experiment(config: RunConfig, *, verbose: int | str = "auto") -> RunResu
     common = dict(learning_rate=recipe["learning_rate"], lr_offset=recipe["lr_offset"],
                   metadata=metadata, verbose=verbose)
 
+    two_steps = dict(
+        teacher=teacher, teacher_epochs=recipe["teacher_epochs"],
+        step1_epochs=recipe["step1_epochs"], step2_epochs=recipe["step2_epochs"],
+        weight_decay=recipe["weight_decay"], teacher_learning_rate=recipe["teacher_learning_rate"],
+        step1_init=recipe["step1_init"], label_weight=recipe["label_weight"], **common,
+    )
     if recipe["kind"] == "two_step":
-        results = two_step(
-            build, train_data, test_data, run_dir=run_dir, teacher=teacher,
-            teacher_epochs=recipe["teacher_epochs"], step1_epochs=recipe["step1_epochs"],
-            step2_epochs=recipe["step2_epochs"], weight_decay=recipe["weight_decay"],
+        results = two_step(build, train_data, test_data, run_dir=run_dir, **two_steps)
+    elif recipe["kind"] == "adambnn":
+        results = adambnn_recipe(build, train_data, test_data, run_dir=run_dir, **two_steps)
+    elif recipe["kind"] == "bn_free":
+        results = bn_free_recipe(build, train_data, test_data, run_dir=run_dir,
+                                 agc_clip=recipe["agc_clip"], **two_steps)
+    elif recipe["kind"] == "bop":
+        results = bop_recipe(
+            build, train_data, test_data, run_dir=run_dir, epochs=recipe["epochs"],
+            step1_epochs=recipe["step1_epochs"], threshold=recipe["threshold"],
+            gamma=recipe["gamma"], gamma_decay=recipe["gamma_decay"], teacher=teacher,
+            teacher_epochs=recipe["teacher_epochs"],
             teacher_learning_rate=recipe["teacher_learning_rate"],
-            step1_init=recipe["step1_init"], label_weight=recipe["label_weight"], **common,
+            weight_decay=recipe["weight_decay"], step1_init=recipe["step1_init"],
+            label_weight=recipe["label_weight"], **common,
         )
     elif recipe["kind"] == "n2uq":
         results = n2uq_recipe(

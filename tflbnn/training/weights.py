@@ -1,4 +1,4 @@
-"""Weight handling of the two-step recipe: conv-only weight decay and step-to-step transfer."""
+"""Weight handling of the recipes: weight decay, step-to-step transfer, ±1 kernels for Bop."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ from tflbnn import _backend  # noqa: F401
 
 import tensorflow as tf
 
-__all__ = ["add_conv_weight_decay", "add_weight_decay", "transfer_weights", "conv_kernels"]
+from tflbnn.profiling import flatten_layers, kernel_precision
+from tflbnn.quantizers import binary_sign
+
+__all__ = ["add_conv_weight_decay", "add_weight_decay", "transfer_weights", "conv_kernels",
+           "binary_kernels", "sign_binary_kernels"]
 
 
 def conv_kernels(model: tf.keras.Model) -> list[tf.Variable]:
@@ -124,3 +128,44 @@ def transfer_weights(source: tf.keras.Model, target: tf.keras.Model, *,
             target_weight.assign(source_weight)
             copied += 1
     return copied
+
+
+def binary_kernels(model: tf.keras.Model) -> list[tf.Variable]:
+    """The stored kernels of every layer whose kernel quantizer has precision 1 (binary).
+
+    Nested models are walked into. For larq layers these are the latent variables under the
+    ``QuantizedVariable`` wrappers.
+    """
+    kernels = []
+    for layer in flatten_layers(model):
+        if kernel_precision(layer) != 1:
+            continue
+        variable = (layer.depthwise_kernel if isinstance(layer, tf.keras.layers.DepthwiseConv2D)
+                    else layer.kernel)
+        kernels.append(getattr(variable, "latent_variable", variable))
+    return kernels
+
+
+def sign_binary_kernels(model: tf.keras.Model) -> int:
+    """Set every binary kernel (precision-1 quantizer) of ``model`` to ``sign(W)``, ``sign(0) = +1``.
+
+    Bop keeps no latent weights and only flips signs, so a model it trains must start from ±1
+    kernels (papers.md §7). Signing a kernel trained with real values (step 1) keeps the sign
+    pattern the ReActNet quantizer used; its per-channel scale ``mean(|W|)`` becomes 1.
+
+    Args:
+        model: a built model.
+
+    Returns:
+        The number of kernels signed.
+
+    Raises:
+        ValueError: if ``model`` has no binary kernel.
+    """
+    kernels = binary_kernels(model)
+    if not kernels:
+        raise ValueError(f"sign_binary_kernels: model {model.name!r} has no binary kernels "
+                         "(no layer with a precision-1 kernel quantizer)")
+    for kernel in kernels:
+        kernel.assign(binary_sign(kernel))
+    return len(kernels)
