@@ -6,7 +6,7 @@ import pytest
 
 from tflbnn.cli import main
 from tflbnn.commands.demo import demo_config_path
-from tflbnn.experiment import RunConfig, load_config, run_experiment
+from tflbnn.experiment import RECIPES, RunConfig, load_config, run_experiment
 
 
 def write_config(tmp_path, recipe_kind="binary", **recipe):
@@ -63,6 +63,14 @@ def test_config_file_errors_name_the_file(tmp_path):
     broken.write_text("name = [unclosed")
     with pytest.raises(ValueError, match="broken.toml"):
         load_config(broken)
+
+
+def test_train_help_names_every_recipe_kind(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    missing = [kind for kind in RECIPES if kind not in help_text]
+    assert not missing, f"tflbnn train --help does not name the recipe kind(s) {missing}"
 
 
 def test_train_cli_reports_bad_model_option_without_training(tmp_path, capsys):

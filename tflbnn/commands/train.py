@@ -11,8 +11,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a zoo model with a recipe from a TOML config (resumes interrupted runs)",
-        description="Train a zoo model with a recipe (two_step, float, binary) described in a "
-                    "TOML config. Checkpoints are written every epoch; running the same command "
+        description="Train a zoo model with a recipe (two_step, float, binary, n2uq, s3, adambnn, "
+                    "bop, bn_free) described in a TOML config. Checkpoints are written every epoch; running the same command "
                     "again resumes an interrupted run. Outputs go to <output_dir>/<name>/.",
     )
     parser.add_argument("config", help="TOML run config (see tflbnn.experiment for the format)")
