@@ -14,6 +14,7 @@ from tflbnn.models import reactnet  # noqa: F401  (registers the ReActNet models
 from tflbnn.models import n2uq  # noqa: F401  (registers the N2UQ models)
 from tflbnn.models import s3  # noqa: F401  (registers the S3 models)
 from tflbnn.models import bireal  # noqa: F401  (registers the Bi-Real models)
+from tflbnn.models import binary_mobilenet  # noqa: F401  (registers the grouped binary MobileNet)
 
 __all__ = [
     "get_model",

@@ -9,13 +9,15 @@ from tflbnn import _backend  # noqa: F401
 
 import contextlib
 import logging
+from typing import Sequence
 
 import larq as lq
 import tensorflow as tf
 
 from tflbnn.layers import LearnableBias, RPReLU, RSign
 
-__all__ = ["quiet_weight_clip_warning", "reactnet_block", "react_bireal_block", "binary_conv", "batch_norm", "sign_or_shift", "PRECISIONS", "check_precision"]
+__all__ = ["quiet_weight_clip_warning", "reactnet_block", "react_bireal_block", "binary_conv",
+           "GroupSuperConv2D", "batch_norm", "sign_or_shift", "PRECISIONS", "check_precision"]
 
 # PyTorch BatchNorm2d defaults (momentum 0.1, eps 1e-5) expressed in Keras terms.
 _BN_MOMENTUM = 0.9
@@ -55,6 +57,7 @@ def binary_conv(
     strides: int = 1,
     binary_weights: bool = True,
     pad_values: float = 1.0,
+    groups: int = 1,
     name: str,
 ) -> lq.layers.QuantConv2D:
     """A ``QuantConv2D`` meant to receive ±1 inputs from an ``RSign`` layer.
@@ -68,11 +71,21 @@ def binary_conv(
         pad_values: value used for "same" padding of the ±1 input. ``1.0`` ("same-one")
             converts to ``LceBconv2d`` on every LCE target and allows op fusion; ``0.0``
             matches the PyTorch reference but LCE only supports it on ARM without fusions.
+        groups: grouped convolution with this many groups (kernel ``(k, k, C_in / groups,
+            filters)``); the binary scale is then taken over each filter's own group. LCE
+            converts it when ``C_in / groups`` is a multiple of 32, and only its indirect-BGEMM
+            and reference kernels run it (lce.md §2.2).
         name: layer name.
 
     Returns:
         The (unbuilt) layer.
+
+    Raises:
+        ValueError: if ``groups`` is not a positive divisor of ``filters``.
     """
+    if groups < 1 or filters % groups:
+        raise ValueError(f"{name}: groups must be a positive divisor of the {filters} filters, "
+                         f"got {groups}")
     with quiet_weight_clip_warning():
         return lq.layers.QuantConv2D(
             filters,
@@ -80,11 +93,133 @@ def binary_conv(
             strides=strides,
             padding="same",
             pad_values=pad_values,
+            groups=groups,
             use_bias=False,
             input_quantizer=None,
             kernel_quantizer="reactnet_weight_sign" if binary_weights else None,
             name=name,
         )
+
+
+@lq.utils.register_keras_custom_object
+class GroupSuperConv2D(lq.layers.QuantConv2D):
+    r"""Weight-sharing grouped convolution of a one-shot supernet (papers.md §6).
+
+    The layer holds the full (``groups=1``) kernel ``(k, k, C_in, filters)`` and computes the
+    grouped convolution of the currently selected group count ``g``: a grouped convolution is
+    the full one with every kernel entry outside the block diagonal zeroed (input channel
+    ``i`` and filter ``j`` are connected when ``i // (C_in / g) == j // (filters / g)``). With
+    ``binary_weights`` the kernel is ReActNet's ``alpha · sign(W)`` (``ReActNetWeightSign``:
+    straight-through estimator through ``clip(W, -1, 1)``) with ``alpha`` the mean ``|W|`` of
+    each filter's *active* entries only, so the output equals that of the real grouped
+    ``QuantConv2D(groups=g, kernel_quantizer="reactnet_weight_sign")`` whose kernel holds
+    those entries (``tflbnn.group_search.grouped_kernel``).
+
+    The selected choice is an index into ``group_choices`` stored in the non-trainable int32
+    weight ``choice``: assigning it (``set_groups``) between training steps switches the
+    sub-network without retracing the compiled step.
+
+    The layer is a training-time device: it declares no kernel quantizer, so profiling counts
+    it as a float convolution and the LCE converter leaves it alone. Deploy a sub-network
+    (``tflbnn.group_search.extract_subnet``) instead.
+
+    Args:
+        filters: output channels.
+        kernel_size: kernel size.
+        group_choices: the group counts the layer can take; each must divide the input
+            channels and ``filters``.
+        groups: the initially selected group count, one of ``group_choices``.
+        binary_weights: binarise the active kernel entries (step 2); ``False`` keeps them real.
+        clip_value: weights with ``|W| > clip_value`` get zero gradient (binary weights only).
+        **kwargs: ``QuantConv2D`` arguments (``strides``, ``padding``, ``pad_values``, ...);
+            ``groups`` and the quantizers are fixed by the layer.
+
+    Raises:
+        ValueError: for empty or non-positive ``group_choices``, ``groups`` not among them, or
+            (when built) a choice that does not divide the channels.
+    """
+
+    def __init__(self, filters: int, kernel_size, *, group_choices: Sequence[int] = (1,),
+                 groups: int = 1, binary_weights: bool = True, clip_value: float = 1.0,
+                 **kwargs):
+        for fixed in ("input_quantizer", "kernel_quantizer"):
+            if kwargs.pop(fixed, None) is not None:
+                raise ValueError(f"GroupSuperConv2D: {fixed} is fixed by the layer (binary "
+                                 "weights are chosen with binary_weights)")
+        super().__init__(filters, kernel_size, **kwargs)
+        choices = tuple(int(g) for g in group_choices)
+        if not choices or min(choices) < 1 or len(set(choices)) != len(choices):
+            raise ValueError(f"{self.name}: group_choices must be distinct positive integers, "
+                             f"got {tuple(group_choices)}")
+        if int(groups) not in choices:
+            raise ValueError(f"{self.name}: groups={groups} is not one of the group_choices "
+                             f"{choices}")
+        self.group_choices = choices
+        self.initial_groups = int(groups)
+        self.binary_weights = bool(binary_weights)
+        self.clip_value = float(clip_value)
+
+    def build(self, input_shape):
+        in_channels = int(tf.TensorShape(input_shape)[-1])
+        for g in self.group_choices:
+            if in_channels % g or self.filters % g:
+                raise ValueError(f"{self.name}: group choice {g} does not divide the "
+                                 f"{in_channels} input channels and {self.filters} filters")
+        super().build(input_shape)
+        self.choice = self.add_weight(
+            name="choice", shape=(), dtype=tf.int32, trainable=False,
+            initializer=tf.keras.initializers.Constant(
+                self.group_choices.index(self.initial_groups)),
+        )
+
+    @property
+    def groups_active(self) -> int:
+        """The currently selected group count."""
+        return self.group_choices[int(self.choice.numpy())]
+
+    def set_groups(self, groups: int) -> None:
+        """Select the group count ``groups`` (one of ``group_choices``).
+
+        Raises:
+            ValueError: if ``groups`` is not a choice of this layer.
+        """
+        if int(groups) not in self.group_choices:
+            raise ValueError(f"{self.name}: groups={groups} is not one of the group_choices "
+                             f"{self.group_choices}")
+        self.choice.assign(self.group_choices.index(int(groups)))
+
+    def group_mask(self) -> tf.Tensor:
+        """The ``(C_in, filters)`` 0/1 block-diagonal mask of the selected group count."""
+        in_channels = int(self.kernel.shape[-2])
+        groups = tf.gather(tf.constant(self.group_choices, tf.int32), self.choice)
+        in_group = tf.range(in_channels) // (in_channels // groups)
+        out_group = tf.range(self.filters) // (self.filters // groups)
+        return tf.cast(tf.equal(in_group[:, None], out_group[None, :]), self.kernel.dtype)
+
+    def active_kernel(self) -> tf.Tensor:
+        """The kernel the convolution applies: masked and, with binary weights, binarised."""
+        kernel = tf.convert_to_tensor(self.kernel)
+        mask = self.group_mask()
+        if self.binary_weights:
+            spatial = int(kernel.shape[0]) * int(kernel.shape[1])
+            active = spatial * tf.reduce_sum(mask, axis=0)
+            alpha = tf.stop_gradient(
+                tf.reduce_sum(tf.abs(kernel) * mask, axis=(0, 1, 2)) / active)
+            clipped = tf.clip_by_value(kernel, -self.clip_value, self.clip_value)
+            # As ReActNetWeightSign: the value of alpha·sign(W), the gradient of clip(W).
+            kernel = clipped + tf.stop_gradient(alpha * lq.math.sign(kernel) - clipped)
+        return kernel * mask
+
+    def convolution_op(self, inputs, kernel):
+        return super().convolution_op(inputs, self.active_kernel())
+
+    def get_config(self):
+        config = super().get_config()
+        for fixed in ("input_quantizer", "kernel_quantizer", "groups"):
+            config.pop(fixed, None)
+        return {**config, "group_choices": list(self.group_choices),
+                "groups": self.initial_groups, "binary_weights": self.binary_weights,
+                "clip_value": self.clip_value}
 
 
 #: Precisions of a ReActNet model, one per stage of the two-step recipe:
@@ -122,6 +257,8 @@ def reactnet_block(
     stride: int = 1,
     precision: str = "binary",
     pad_values: float = 1.0,
+    groups: int = 1,
+    group_choices: Sequence[int] | None = None,
     name: str,
 ) -> tf.Tensor:
     """The ReActNet-A basic block (papers.md §1.1), normal or reduction form.
@@ -139,28 +276,44 @@ def reactnet_block(
         precision: one of ``PRECISIONS``. The float twin has a learnable shift instead of the
             sign, zero padding and real-valued kernels.
         pad_values: padding value of the binary 3×3 conv, see ``binary_conv``.
+        groups: groups of the 3×3 conv (1 = ReActNet-A's full conv); must divide ``C``. With
+            ``group_choices`` it is the initially selected choice.
+        group_choices: when given, the 3×3 conv is a ``GroupSuperConv2D`` over these group
+            counts: the weight-sharing layer of a one-shot supernet.
         name: prefix for the layer names.
 
     Returns:
         Output tensor with ``out_channels`` channels.
 
     Raises:
-        ValueError: for an unsupported channel ratio or stride.
+        ValueError: for an unsupported channel ratio, stride or group count.
     """
     in_channels = int(x.shape[-1])
     _check_channels(in_channels, out_channels, (in_channels, 2 * in_channels), name)
     if stride not in (1, 2):
         raise ValueError(f"{name}: stride must be 1 or 2, got {stride}")
+    for choice in (groups, *(group_choices or ())):
+        if int(choice) < 1 or in_channels % int(choice):
+            raise ValueError(f"{name}: the 3x3 conv's groups must divide its {in_channels} input "
+                             f"channels, got {choice}")
 
     check_precision(precision, name)
     binary_weights = precision == "binary"
     if precision == "float":
         pad_values = 0.0
     y = sign_or_shift(precision, f"{name}_rsign_3x3")(x)
-    y = binary_conv(
-        in_channels, 3, strides=stride, binary_weights=binary_weights,
-        pad_values=pad_values, name=f"{name}_bconv_3x3",
-    )(y)
+    if group_choices is None:
+        conv_3x3 = binary_conv(
+            in_channels, 3, strides=stride, binary_weights=binary_weights,
+            pad_values=pad_values, groups=groups, name=f"{name}_bconv_3x3",
+        )
+    else:
+        conv_3x3 = GroupSuperConv2D(
+            in_channels, 3, strides=stride, padding="same", pad_values=pad_values,
+            use_bias=False, group_choices=group_choices, groups=groups,
+            binary_weights=binary_weights, name=f"{name}_bconv_3x3",
+        )
+    y = conv_3x3(y)
     y = batch_norm(f"{name}_bn_3x3")(y)
     shortcut = x
     if stride == 2:

@@ -1,5 +1,5 @@
-"""The ``tflbnn`` command line: ``demo``, ``train``, ``convert``, ``bench``, ``classify``, ``models``,
-``app-model`` and ``app-golden``."""
+"""The ``tflbnn`` command line: ``demo``, ``train``, ``search``, ``convert``, ``bench``, ``classify``,
+``models``, ``app-model`` and ``app-golden``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from tflbnn.commands import CommandError
 __all__ = ["main", "build_parser"]
 
 # Sub-command modules in tflbnn.commands, in the order `tflbnn --help` lists them.
-_COMMANDS = ("demo", "train", "convert", "bench", "classify", "models", "app-model", "app-golden")
+_COMMANDS = ("demo", "train", "search", "convert", "bench", "classify", "models", "app-model",
+             "app-golden")
 
 
 def build_parser() -> argparse.ArgumentParser:
