@@ -2,7 +2,7 @@
 # and `make test` (the Python unit suite, then the Android demo's offline checks). Both create
 # .venv and install what is missing first.
 .PHONY: demo test test-python test-android app-model install full-data benchmark \
-	benchmark-lowbit clean
+	benchmark-lowbit benchmark-bnn clean
 
 demo:
 	scripts/bootstrap.sh tflbnn demo
@@ -33,6 +33,9 @@ benchmark: full-data
 
 benchmark-lowbit: full-data
 	scripts/bootstrap.sh python benchmarks/lowbit_fashion_mnist.py
+
+benchmark-bnn: full-data
+	scripts/bootstrap.sh python benchmarks/bnn_fashion_mnist.py
 
 clean:
 	rm -rf runs .pytest_cache build android_demo/build
