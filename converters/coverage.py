@@ -5,6 +5,21 @@ float op, and the model then has the size and speed of a float network. This mod
 layers. Keras layers are matched to ``LceBconv2d`` ops by signature (kernel size, channels in,
 filters, strides, dilation, groups, output size) as a multiset, because the converter renames
 and truncates tensor names.
+
+Binary layers fall in three kinds:
+
+* **eligible**: NHWC ``Conv2D`` layers with binary (±1) inputs whose groups have a multiple of
+  32 input channels (or no groups). LCE can and must convert them; one that stays float fails
+  strict coverage.
+* **not eligible by LCE's rules**: depthwise convolutions and grouped convolutions with a
+  number of input channels per group that is not a multiple of 32 (BiMLP's 1×7 / 7×1 token
+  mixers have 1 or 2). LCE has no binary kernel for them (its converter prints an "Invalid
+  binary grouped convolution" error for such a grouped conv and keeps a float ``CONV_2D``), so
+  they run as float ops by design. They never fail strict coverage but are reported, with
+  their share of binary MACs, in the report, its summary and a ``CoverageWarning``.
+* **misused**: binary ``Dense`` layers, binary kernels on float inputs, transposed or
+  ``channels_first`` convolutions. These also stay float, but a rewrite makes them convert
+  (a 1×1 conv, an ``RSign`` input, ...), so they count as eligible and fail strict coverage.
 """
 
 from __future__ import annotations
@@ -55,6 +70,9 @@ class LayerCoverage:
         converted: whether an ``LceBconv2d`` was matched to it.
         reason: why it was not converted, ``None`` when converted.
         signature: the attributes used for matching.
+        eligible: whether LCE's rules allow an ``LceBconv2d`` for it (module docstring); False
+            for depthwise convolutions and grouped ones whose channels per group are not a
+            multiple of 32, which run as float ops by design.
     """
 
     name: str
@@ -64,6 +82,7 @@ class LayerCoverage:
     converted: bool
     reason: str | None
     signature: dict[str, Any]
+    eligible: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -93,37 +112,89 @@ class CoverageReport:
 
     @property
     def not_converted(self) -> tuple[LayerCoverage, ...]:
+        """Every layer without an ``LceBconv2d``, eligible or not."""
         return tuple(layer for layer in self.layers if not layer.converted)
+
+    @property
+    def ineligible(self) -> tuple[LayerCoverage, ...]:
+        """Layers LCE's rules keep in float (depthwise, < 32 or odd channels per group)."""
+        return tuple(layer for layer in self.layers if not layer.eligible)
+
+    @property
+    def failures(self) -> tuple[LayerCoverage, ...]:
+        """Eligible layers that did not become ``LceBconv2d``: what strict coverage rejects."""
+        return tuple(layer for layer in self.layers if layer.eligible and not layer.converted)
+
+    @staticmethod
+    def _share(layers: tuple[LayerCoverage, ...], of: tuple[LayerCoverage, ...]) -> float | None:
+        total = sum(layer.macs for layer in of)
+        if total == 0:
+            return None
+        return sum(layer.macs for layer in layers) / total
 
     @property
     def converted_mac_share(self) -> float | None:
         """Fraction of binary-kernel MACs that run in ``LceBconv2d``; None if MACs are unknown."""
-        total = sum(layer.macs for layer in self.layers)
-        if total == 0:
-            return None
-        return sum(layer.macs for layer in self.layers if layer.converted) / total
+        return self._share(tuple(layer for layer in self.layers if layer.converted), self.layers)
+
+    @property
+    def eligible_converted_mac_share(self) -> float | None:
+        """Fraction of the *eligible* layers' MACs that run in ``LceBconv2d`` (1.0 when strict
+        coverage passes); None without eligible MACs."""
+        eligible = tuple(layer for layer in self.layers if layer.eligible)
+        return self._share(tuple(layer for layer in eligible if layer.converted), eligible)
+
+    @property
+    def ineligible_mac_share(self) -> float:
+        """Fraction of binary-kernel MACs in layers not eligible by LCE's rules (run in float)."""
+        return self._share(self.ineligible, self.layers) or 0.0
 
     @property
     def complete(self) -> bool:
-        return not self.not_converted
+        """Every eligible layer became ``LceBconv2d`` (ineligible ones are reported apart)."""
+        return not self.failures
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "num_binary_layers": self.num_binary_layers,
             "num_converted": self.num_converted,
+            "num_eligible": self.num_binary_layers - len(self.ineligible),
             "converted_mac_share": self.converted_mac_share,
+            "eligible_converted_mac_share": self.eligible_converted_mac_share,
+            "ineligible_mac_share": self.ineligible_mac_share,
             "not_converted": [layer.as_dict() for layer in self.not_converted],
+            "not_eligible": [layer.as_dict() for layer in self.ineligible],
+            "layers": [layer.as_dict() for layer in self.layers],
             "unattributed_bconvs": self.unattributed_bconvs,
             "op_histogram": dict(self.op_histogram),
         }
+
+    def ineligible_note(self) -> str | None:
+        """One line naming the layers LCE's rules keep in float, or None when there are none."""
+        if not self.ineligible:
+            return None
+        names = ", ".join(f"{layer.name} ({100 * layer.mac_share:.1f}%)"
+                          for layer in self.ineligible)
+        return (f"{len(self.ineligible)} of {self.num_binary_layers} binary layer(s) are not "
+                f"eligible for {LCE_BCONV} by LCE's rules and run as float ops "
+                f"({100 * self.ineligible_mac_share:.1f}% of binary MACs): {names}")
 
     def summary(self) -> str:
         share = self.converted_mac_share
         share_text = "n/a" if share is None else f"{100 * share:.1f}%"
         lines = [f"coverage: {self.num_converted}/{self.num_binary_layers} binary layers became "
                  f"{LCE_BCONV} ({share_text} of binary-kernel MACs)"]
+        if self.ineligible:
+            eligible = self.eligible_converted_mac_share
+            eligible_text = "n/a" if eligible is None else f"{100 * eligible:.1f}%"
+            num_eligible = self.num_binary_layers - len(self.ineligible)
+            lines.append(f"  eligible by LCE's rules: {num_eligible} layers, {eligible_text} of "
+                         "their MACs converted; not eligible: "
+                         f"{len(self.ineligible)} layers, {100 * self.ineligible_mac_share:.1f}% "
+                         "of binary MACs, run in float")
         for layer in self.not_converted:
-            lines.append(f"  NOT converted: {layer.name} ({layer.layer_type}, "
+            status = "not eligible" if not layer.eligible else "NOT converted"
+            lines.append(f"  {status}: {layer.name} ({layer.layer_type}, "
                          f"{100 * layer.mac_share:.1f}% of binary MACs): {layer.reason}")
         if self.unattributed_bconvs:
             lines.append(f"  {self.unattributed_bconvs} {LCE_BCONV} op(s) matched no binary "
@@ -207,10 +278,30 @@ def _format_signature(sig: dict[str, Any]) -> str:
             f"{sig['groups']}, output {sig['output_hw'][0]}x{sig['output_hw'][1]}")
 
 
-def _fallback_reason(layer: tf.keras.layers.Layer) -> str | None:
-    """Why LCE cannot turn this binary-kernel layer into a bconv, or None if it should."""
+#: LCE bitpacks channels in 32-bit words; grouped bconvs need whole words per group.
+_LCE_GROUP_CHANNELS = 32
+
+
+def _ineligible_reason(layer: tf.keras.layers.Layer) -> str | None:
+    """Why LCE's rules give this binary-kernel layer no bconv kernel, or None if they do."""
     if isinstance(layer, tf.keras.layers.DepthwiseConv2D):
         return "LCE has no binary depthwise kernel; it runs as a float DEPTHWISE_CONV_2D"
+    groups = int(getattr(layer, "groups", 1) or 1)
+    if isinstance(layer, tf.keras.layers.Conv2D) and groups > 1:
+        per_group = int(layer.kernel.shape[2])
+        if per_group % _LCE_GROUP_CHANNELS:
+            return (f"grouped convolution with {per_group} input channel(s) per group; LCE only "
+                    f"converts grouped binary convolutions with a multiple of "
+                    f"{_LCE_GROUP_CHANNELS} per group, so it runs as a float op")
+    return None
+
+
+def _fallback_reason(layer: tf.keras.layers.Layer) -> str | None:
+    """Why LCE does not turn this eligible binary-kernel layer into a bconv, or None if it should.
+
+    Every reason here is a fixable use of a layer; depthwise and narrow grouped convolutions
+    are ``_ineligible_reason``'s.
+    """
     if isinstance(layer, tf.keras.layers.Conv2DTranspose):
         return "LCE has no binary transposed convolution; it runs as float TRANSPOSE_CONV"
     if isinstance(layer, tf.keras.layers.Dense):
@@ -237,16 +328,18 @@ def check_coverage(
     Args:
         model: the Keras model that was converted (built).
         flatbuffer: the LCE flatbuffer (bytes, a path, or a ``read_tflite`` result).
-        strict: raise ``CoverageError`` when a binary layer was not converted; with False a
-            ``CoverageWarning`` is issued instead.
+        strict: raise ``CoverageError`` when an eligible binary layer (module docstring) was
+            not converted; with False a ``CoverageWarning`` is issued instead. Layers not
+            eligible by LCE's rules never raise: a ``CoverageWarning`` names them with their
+            share of binary MACs, strict or not.
 
     Returns:
         A ``CoverageReport``.
 
     Raises:
         ValueError: if the model has no binary layers, or the flatbuffer is not TFLite.
-        CoverageError: (strict only) naming each binary layer that runs in float, with its
-            share of binary MACs and the reason.
+        CoverageError: (strict only) naming each eligible binary layer that runs in float, with
+            its share of binary MACs and the reason.
     """
     layers = binary_layers(model)
     if not layers:
@@ -264,7 +357,10 @@ def check_coverage(
     # layers share a signature and some are missing, the later ones are reported (which of
     # them fell back cannot be told from the flatbuffer).
     for layer in layers:
-        reason = _fallback_reason(layer)
+        reason = _ineligible_reason(layer)
+        eligible = reason is None
+        if eligible:
+            reason = _fallback_reason(layer)
         signature = _layer_signature(layer) if isinstance(layer, tf.keras.layers.Conv2D) else {}
         converted = False
         if reason is None:
@@ -293,9 +389,13 @@ def check_coverage(
             reason=reason,
             signature={key: list(value) if isinstance(value, tuple) else value
                        for key, value in signature.items()},
+            eligible=eligible,
         ))
     report = CoverageReport(layers=tuple(entries), op_histogram=info.op_histogram(),
                             unattributed_bconvs=len(free_ops))
+    note = report.ineligible_note()
+    if note is not None:
+        warnings.warn(note, CoverageWarning, stacklevel=2)
     if not report.complete:
         message = _failure_message(report)
         if strict:
@@ -305,9 +405,11 @@ def check_coverage(
 
 
 def _failure_message(report: CoverageReport) -> str:
-    missing = report.not_converted
+    missing = report.failures
     share = sum(layer.mac_share for layer in missing)
     details = "; ".join(f"{layer.name} ({layer.layer_type}, {100 * layer.mac_share:.1f}% of binary "
                         f"MACs): {layer.reason}" for layer in missing)
-    return (f"{len(missing)} of {report.num_binary_layers} binary layer(s) did not become "
-            f"{LCE_BCONV} and run in float ({100 * share:.1f}% of binary MACs): {details}")
+    message = (f"{len(missing)} of {report.num_binary_layers} binary layer(s) did not become "
+               f"{LCE_BCONV} and run in float ({100 * share:.1f}% of binary MACs): {details}")
+    note = report.ineligible_note()
+    return message if note is None else f"{message}. Besides, {note}"

@@ -165,7 +165,8 @@ class ConversionReport:
         size: flatbuffer sizes; ``lce_bytes`` is the converted file whatever its kind.
         timings: seconds spent per stage (``lce_conversion`` or ``int8_conversion``,
             ``int8_check``, ``float_conversion``, ``parity``).
-        warnings: problems that were allowed (float fall-back of binary layers).
+        warnings: problems that were allowed (float fall-back of binary layers, and binary
+            layers that LCE's rules keep in float).
         kind: the conversion path, one of ``CONVERSION_KINDS``.
         int8_check: the int8 verification: an ``N2UQInt8Check`` (N2UQ path) or every
             ``WeightTensor`` of the flatbuffer (S3 path); ``None`` for LCE.
@@ -322,6 +323,11 @@ def _convert_lce(model, parity_images, *, strict_coverage, float_reference, lce_
         result.coverage = error.report
         result.warnings.append(str(error))
         warnings.warn(result.warnings[-1], CoverageWarning, stacklevel=3)
+    else:
+        # check_coverage has warned already; keep the note with the report (JSON, summary).
+        note = result.coverage.ineligible_note()
+        if note is not None:
+            result.warnings.append(note)
     if parity_images is not None:
         result.parity, result.timings["parity"] = timed(
             check_parity, model, flatbuffer, parity_images, **parity_options)
@@ -434,8 +440,11 @@ def convert_model(
             conversion report under ``extra["conversion"]`` (other ``extra`` keys are kept).
         parity_images: preprocessed float32 inputs ``(N, H, W, C)``; ``None`` skips parity.
         parity_note: where the images came from, or why there are none (recorded).
-        strict_coverage: LCE path: a binary layer that does not become ``LceBconv2d`` is an
-            error; with False it is a ``CoverageWarning`` recorded in the report. The int8
+        strict_coverage: LCE path: an eligible binary layer that does not become
+            ``LceBconv2d`` is an error; with False it is a ``CoverageWarning`` recorded in the
+            report. Binary layers not eligible by LCE's rules (depthwise; grouped with channels
+            per group not a multiple of 32) never fail: they are warned about and listed in the
+            report with their share of binary MACs (``tflbnn.converters.coverage``). The int8
             paths have no fall-back to allow and reject False.
         min_top1_agreement: parity threshold in [0, 1]; ``None`` takes the path's default
             (``DEFAULT_MIN_TOP1_AGREEMENT``, ``DEFAULT_N2UQ_MIN_TOP1_AGREEMENT`` for N2UQ).
@@ -460,7 +469,8 @@ def convert_model(
             does not match the model, an option the path does not take, metadata that does not
             fit the model, an output path not ending in ``.tflite``, bad parity images, or an
             N2UQ model without images to calibrate on.
-        CoverageError: LCE path, when ``strict_coverage`` and a binary layer stayed float.
+        CoverageError: LCE path, when ``strict_coverage`` and an eligible binary layer stayed
+            float.
         ParityError: when the converted model and Keras disagree beyond the thresholds (LCE,
             N2UQ).
         N2UQInt8Error: N2UQ path, when the flatbuffer is not the exact full-integer model.

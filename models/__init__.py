@@ -15,6 +15,7 @@ from tflbnn.models import n2uq  # noqa: F401  (registers the N2UQ models)
 from tflbnn.models import s3  # noqa: F401  (registers the S3 models)
 from tflbnn.models import bireal  # noqa: F401  (registers the Bi-Real models)
 from tflbnn.models import binary_mobilenet  # noqa: F401  (registers the grouped binary MobileNet)
+from tflbnn.models import bimlp  # noqa: F401  (registers the BiMLP models)
 
 __all__ = [
     "get_model",

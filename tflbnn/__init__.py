@@ -11,12 +11,21 @@ from tflbnn.quantizers import ReActNetWeightSign
 from tflbnn.blocks import react_bireal_block, reactnet_block
 from tflbnn.n2uq import N2UQActivationQuantizer, N2UQWeightQuantizer, n2uq_threshold_variables
 from tflbnn.shift import DeepShiftQ, S3Conv2D, S3Dense, s3_weight
+from tflbnn.bimlp import (BinarySign, BranchMerge, BranchReweight, DropPath, GroupedQuantConv2D,
+                          PhaseModulation, UniShortcut)
 from tflbnn.bn_free import (FixedScale, ScaledWeightStandardization,
                             ScaledWeightStandardizationSign, ScaledWSConv2D)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BinarySign",
+    "BranchMerge",
+    "BranchReweight",
+    "DropPath",
+    "GroupedQuantConv2D",
+    "PhaseModulation",
+    "UniShortcut",
     "DeepShiftQ",
     "FixedScale",
     "LearnableBias",
