@@ -46,7 +46,7 @@ import tensorflow as tf
 
 from tflbnn.blocks import batch_norm, check_precision
 from tflbnn.models.lowbit_resnet import STEMS, check_choice
-from tflbnn.models.reactnet import _head, _scale_channels
+from tflbnn.models.reactnet import _head, _scale_channels, resnet_stem
 from tflbnn.models.registry import register_model
 
 __all__ = ["BIREAL_LAYOUTS", "BIREAL_STAGE_CHANNELS", "PAD_VALUES", "bireal_block", "birealnet18",
@@ -152,20 +152,6 @@ def bireal_block(
     return tf.keras.layers.Add(name=f"{name}_add")([shortcut, y])
 
 
-def _stem(inputs: tf.Tensor, filters: int, stem: str) -> tf.Tensor:
-    # The float ResNet stem without ReLU (papers.md §1.6, larq-zoo): the first block's sign
-    # acts on the BN output directly.
-    kernel_size, strides = (7, 2) if stem == "imagenet" else (3, 1)
-    x = tf.keras.layers.Conv2D(
-        filters, kernel_size, strides=strides, padding="same", use_bias=False,
-        kernel_initializer=_CONV_INITIALIZER, name="stem_conv",
-    )(inputs)
-    x = batch_norm("stem_bn")(x)
-    if stem == "imagenet":
-        x = tf.keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
-    return x
-
-
 def _build_birealnet(
     depth: int,
     *,
@@ -183,7 +169,7 @@ def _build_birealnet(
     channels = [_scale_channels(c, width, name) for c in BIREAL_STAGE_CHANNELS]
 
     inputs = tf.keras.Input(shape=input_shape, name="image")
-    x = _stem(inputs, channels[0], stem)
+    x = resnet_stem(inputs, channels[0], stem, kernel_initializer=_CONV_INITIALIZER)
     for stage, (out_channels, blocks) in enumerate(zip(channels, BIREAL_LAYOUTS[depth]), start=1):
         for block in range(1, blocks + 1):
             x = bireal_block(

@@ -48,6 +48,31 @@ def _head(x: tf.Tensor, num_classes: int) -> tf.Tensor:
     return tf.keras.layers.Dense(num_classes, name="logits")(x)
 
 
+def resnet_stem(inputs: tf.Tensor, filters: int, stem: str, *,
+                kernel_initializer: str = "glorot_uniform") -> tf.Tensor:
+    """The float ResNet stem without ReLU (papers.md §1.6): the first block's sign reads BN.
+
+    Args:
+        inputs: the image tensor.
+        filters: output channels.
+        stem: ``"imagenet"`` (7×7 stride-2 conv, BN, 3×3 stride-2 max-pool) or ``"small"``
+            (3×3 stride-1 conv and BN, for 28×28 / 32×32 inputs).
+        kernel_initializer: of the stem conv.
+
+    Returns:
+        The stem's output tensor.
+    """
+    kernel_size, strides = (7, 2) if stem == "imagenet" else (3, 1)
+    x = tf.keras.layers.Conv2D(
+        filters, kernel_size, strides=strides, padding="same", use_bias=False,
+        kernel_initializer=kernel_initializer, name="stem_conv",
+    )(inputs)
+    x = batch_norm("stem_bn")(x)
+    if stem == "imagenet":
+        x = tf.keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    return x
+
+
 @register_model("reactnet_a")
 def reactnet_a(
     *,
@@ -149,17 +174,7 @@ def reactnet_resnet18(
     stages = [(_scale_channels(c, width, name), blocks) for c, blocks in REACT_BIREAL_18_STAGES]
 
     inputs = tf.keras.Input(shape=input_shape, name="image")
-    if stem == "imagenet":
-        x = tf.keras.layers.Conv2D(
-            stages[0][0], 7, strides=2, padding="same", use_bias=False, name="stem_conv"
-        )(inputs)
-        x = batch_norm("stem_bn")(x)
-        x = tf.keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
-    else:
-        x = tf.keras.layers.Conv2D(
-            stages[0][0], 3, strides=1, padding="same", use_bias=False, name="stem_conv"
-        )(inputs)
-        x = batch_norm("stem_bn")(x)
+    x = resnet_stem(inputs, stages[0][0], stem)
     for stage, (out_channels, blocks) in enumerate(stages, start=1):
         for block in range(1, blocks + 1):
             stride = 2 if stage > 1 and block == 1 else 1
