@@ -47,7 +47,7 @@ from tflbnn.converters import CoverageError, ParityError
 from tflbnn.deploy import deploy_run
 from tflbnn.experiment import RunConfig, RunResult, load_config, run_experiment
 from tflbnn.metadata import write_bytes_atomic
-from tflbnn.training.history import read_history, save_figure
+from tflbnn.training.history import plot_validation_accuracy, save_figure
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "bnn_fashion_mnist"
@@ -321,25 +321,6 @@ def plot_accuracy_vs_ops(rows: list[dict], path: Path) -> Path:
     return save_figure(figure, path)
 
 
-def plot_validation_curves(results: dict[str, RunResult], path: Path) -> Path:
-    """Test accuracy after every epoch of each run's final stage."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7.5, 4.8))
-    for name, result in results.items():
-        final = list(result.stages.values())[-1]
-        history = read_history(Path(final["model"]).parent / "history.csv")
-        axis.plot([row["epoch"] + 1 for row in history],
-                  [100 * row["val_accuracy"] for row in history], marker="o", label=name)
-    axis.set_xlabel("epoch of the run's last (fully binary) stage")
-    axis.set_ylabel("Keras top-1 on 10k test images (%)")
-    axis.legend(fontsize=7)
-    axis.grid(alpha=0.3)
-    return save_figure(figure, path)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=Path("runs"),
@@ -387,7 +368,10 @@ def main(argv=None) -> int:
     write_bytes_atomic(RESULTS / f"{NAME}.json", json.dumps(
         {"rows": rows, "targets": targets}, indent=2, default=str).encode())
     plot_accuracy_vs_ops(rows, RESULTS / f"{NAME}_accuracy_vs_ops.png")
-    plot_validation_curves(results, RESULTS / f"{NAME}_training_curves.png")
+    histories = {name: result.final_history() for name, result in results.items()}
+    plot_validation_accuracy(histories, RESULTS / f"{NAME}_training_curves.png",
+                             xlabel="epoch of the run's last (fully binary) stage",
+                             ylabel="Keras top-1 on 10k test images (%)")
     return 0 if all(targets.values()) else 1
 
 

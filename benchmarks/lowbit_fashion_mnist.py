@@ -38,7 +38,7 @@ import numpy as np
 from tflbnn import converters
 from tflbnn.experiment import RunConfig, RunResult, load_config, run_experiment
 from tflbnn.metadata import write_bytes_atomic
-from tflbnn.training.history import read_history, save_figure
+from tflbnn.training.history import plot_validation_accuracy, save_figure
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "lowbit_fashion_mnist"
@@ -294,25 +294,6 @@ def plot_accuracy_vs_size(rows: list[dict], path: Path) -> Path:
     return save_figure(figure, path)
 
 
-def plot_validation_curves(results: dict[str, RunResult], path: Path) -> Path:
-    """Test accuracy after every epoch of each run's final stage."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for name, result in results.items():
-        final = list(result.stages.values())[-1]
-        history = read_history(Path(final["model"]).parent / "history.csv")
-        axis.plot([row["epoch"] + 1 for row in history],
-                  [100 * row["val_accuracy"] for row in history], marker="o", label=name)
-    axis.set_xlabel("epoch of the run's last stage")
-    axis.set_ylabel("Keras top-1 on 10k test images (%)")
-    axis.legend(fontsize=8)
-    axis.grid(alpha=0.3)
-    return save_figure(figure, path)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=Path("runs"),
@@ -349,13 +330,16 @@ def main(argv=None) -> int:
     print(header)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{NAME}.md").write_text(
+    write_bytes_atomic(RESULTS / f"{NAME}.md", (
         f"{header}\n\nCommand: `make benchmark-lowbit` "
-        f"(= `python benchmarks/lowbit_fashion_mnist.py`)\n\n{text}\n")
-    (RESULTS / f"{NAME}.json").write_text(json.dumps({"rows": rows, "targets": targets},
-                                                     indent=2, default=str))
+        f"(= `python benchmarks/lowbit_fashion_mnist.py`)\n\n{text}\n").encode())
+    write_bytes_atomic(RESULTS / f"{NAME}.json", json.dumps(
+        {"rows": rows, "targets": targets}, indent=2, default=str).encode())
     plot_accuracy_vs_size(rows, RESULTS / f"{NAME}_accuracy_vs_size.png")
-    plot_validation_curves(results, RESULTS / f"{NAME}_training_curves.png")
+    histories = {name: result.final_history() for name, result in results.items()}
+    plot_validation_accuracy(histories, RESULTS / f"{NAME}_training_curves.png",
+                             xlabel="epoch of the run's last stage",
+                             ylabel="Keras top-1 on 10k test images (%)")
     return 0 if all(targets.values()) else 1
 
 

@@ -97,6 +97,8 @@ def test_train_then_deploy_writes_every_artifact(tmp_path, capsys):
     # A second run reuses the finished stage instead of training again.
     result = run_experiment(load_config(path), verbose=0)
     assert "already trained" in capsys.readouterr().out
+    assert [row["epoch"] for row in result.final_history()] == list(range(
+        result.stages["binary"]["epochs"]))
 
     metrics = deploy_run(result, bench_runs=3)
     coverage = metrics["conversion"]["coverage"]

@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from tflbnn.training import (Distiller, LinearEpochDecay, TrainingDivergedError,
                              add_conv_weight_decay, distribution_loss, transfer_weights,
-                             train_stage, two_step, read_history)
+                             train_stage, two_step, read_history,
+                             plot_validation_accuracy)
 
 
 def tiny_model(precision="binary", num_classes=4):
@@ -136,6 +137,16 @@ def test_stage_resumes_after_interruption_and_reuses_finished_stage(tmp_path):
     with pytest.raises(ValueError, match="finished run of 3 epochs but 5 were asked for"):
         train_stage(tiny_model(), toy_data(), toy_data(seed=1), stage_dir=stage_dir, epochs=5,
                     learning_rate=1e-2, verbose=0)
+
+
+def test_plot_validation_accuracy_writes_png_and_names_a_history_without_it(tmp_path):
+    rows = [{"epoch": 0.0, "val_accuracy": 0.5}, {"epoch": 1.0, "val_accuracy": 0.7}]
+    path = plot_validation_accuracy({"a": rows, "b": rows[:1]}, tmp_path / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="'b' has epochs without val_accuracy"):
+        plot_validation_accuracy({"a": rows, "b": [{"epoch": 0.0, "loss": 1.0}]},
+                                 tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
 
 
 def test_nan_loss_stops_with_clear_error_and_no_final_model(tmp_path):

@@ -81,7 +81,7 @@ from tflbnn import data as tflbnn_data
 from tflbnn.metadata import ModelMetadata, sidecar_path, write_bytes_atomic
 from tflbnn.models import get_model, model_options, profile
 from tflbnn.training import (adambnn_recipe, bn_free_recipe, bop_recipe, n2uq_recipe,
-                             plot_histories, s3_recipe, train_stage, two_step)
+                             plot_histories, read_history, s3_recipe, train_stage, two_step)
 from tflbnn.training.agc import AGC_CLIP_FACTOR
 from tflbnn.training.optimizers import BOP_GAMMA, BOP_THRESHOLD
 from tflbnn.training.recipes import ADAMBNN_WEIGHT_DECAY, STEP1_INITS
@@ -300,6 +300,15 @@ class RunResult:
     @property
     def test_accuracy(self) -> float:
         return list(self.stages.values())[-1]["test_accuracy"]
+
+    def final_history(self) -> list[dict[str, float]]:
+        """The per-epoch history of the run's last stage (``read_history`` rows).
+
+        Raises:
+            FileNotFoundError: if the stage's ``history.csv`` is missing.
+        """
+        final = list(self.stages.values())[-1]
+        return read_history(Path(final["model"]).parent / "history.csv")
 
 
 def run_experiment(config: RunConfig, *, verbose: int | str = "auto") -> RunResult:

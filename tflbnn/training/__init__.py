@@ -19,7 +19,7 @@ from tflbnn.losses import DistributionLoss, distribution_loss
 from tflbnn.training.agc import AdaptiveGradientClipping, adaptive_clip, unitwise_norm
 from tflbnn.training.callbacks import SaveModelEachEpoch, StopOnNaN, TrainingDivergedError
 from tflbnn.training.distillation import Distiller
-from tflbnn.training.history import plot_histories, read_history
+from tflbnn.training.history import plot_histories, plot_validation_accuracy, read_history
 from tflbnn.training.optimizers import (adam_linear_optimizer, agc_adam_optimizer,
                                         bop_optimizer, n2uq_optimizer, sgd_cosine_optimizer)
 from tflbnn.training.recipes import (STEP1_INITS, adambnn_recipe, bn_free_recipe, bop_recipe,
@@ -54,6 +54,7 @@ __all__ = [
     "TrainingDivergedError",
     "read_history",
     "plot_histories",
+    "plot_validation_accuracy",
     "StageResult",
     "train_stage",
     "load_stage",

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 from tflbnn.metadata import write_bytes_atomic
 
-__all__ = ["read_history", "plot_histories", "save_figure"]
+__all__ = ["read_history", "plot_histories", "plot_validation_accuracy", "save_figure"]
 
 
 def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
@@ -71,6 +71,41 @@ def plot_histories(histories: Mapping[str, Sequence[Mapping[str, float]]],
     if title:
         figure.suptitle(title)
     figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_validation_accuracy(histories: Mapping[str, Sequence[Mapping[str, float]]],
+                             path: str | os.PathLike, *, xlabel: str = "epoch",
+                             ylabel: str = "validation top-1 (%)") -> Path:
+    """Overlay the validation accuracy per epoch of several runs, one line each.
+
+    Args:
+        histories: run name → rows from ``read_history`` (each with ``val_accuracy``).
+        path: PNG to write.
+        xlabel: x-axis label.
+        ylabel: y-axis label.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: if a history has no ``val_accuracy`` column.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7.5, 4.8))
+    for name, rows in histories.items():
+        if any("val_accuracy" not in row for row in rows):
+            raise ValueError(f"history of {name!r} has epochs without val_accuracy")
+        axis.plot([row["epoch"] + 1 for row in rows],
+                  [100 * row["val_accuracy"] for row in rows], marker="o", label=name)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.legend(fontsize=7)
+    axis.grid(alpha=0.3)
     return save_figure(figure, path)
 
 
