@@ -347,6 +347,11 @@ def test_cli_config_errors_name_the_problem(tmp_path, capsys):
     config.write_text(TINY_CONFIG.replace("population = 4", "populations = 4"))
     assert main(["search", str(config)]) == 2
     assert "unknown [search] key(s) ['populations']" in capsys.readouterr().err
+    config.write_text("[search\n")
+    assert main(["search", str(config)]) == 2
+    assert f"{config}: not a valid TOML file" in capsys.readouterr().err
+    assert main(["search", str(tmp_path / "missing.toml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
 
 
 def test_packaged_search_config_is_valid():

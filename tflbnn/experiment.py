@@ -86,7 +86,7 @@ from tflbnn.training.agc import AGC_CLIP_FACTOR
 from tflbnn.training.optimizers import BOP_GAMMA, BOP_THRESHOLD
 from tflbnn.training.recipes import ADAMBNN_WEIGHT_DECAY, STEP1_INITS
 
-__all__ = ["RunConfig", "RunResult", "load_config", "run_experiment", "RECIPES"]
+__all__ = ["RunConfig", "RunResult", "load_config", "read_toml_config", "run_experiment", "RECIPES"]
 
 RECIPES = ("two_step", "float", "binary", "n2uq", "s3", "adambnn", "bop", "bn_free")
 
@@ -266,6 +266,23 @@ def load_config(path: str | os.PathLike, **overrides: Any) -> RunConfig:
         FileNotFoundError: if the file does not exist.
         ValueError: if it is not valid TOML or not a valid config (the message names the file).
     """
+    return RunConfig.from_dict(read_toml_config(path, **overrides), source=str(path))
+
+
+def read_toml_config(path: str | os.PathLike, **overrides: Any) -> dict[str, Any]:
+    """Read a TOML config file into a dict, before any validation.
+
+    Args:
+        path: the TOML file.
+        **overrides: top-level keys replacing the file's; ``None`` values are ignored.
+
+    Returns:
+        The file's tables and keys with the overrides applied.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if it is not valid UTF-8 TOML (the message names the file).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
@@ -274,7 +291,7 @@ def load_config(path: str | os.PathLike, **overrides: Any) -> RunConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not a valid TOML file ({error})") from None
     config.update({key: value for key, value in overrides.items() if value is not None})
-    return RunConfig.from_dict(config, source=str(path))
+    return config
 
 
 @dataclasses.dataclass

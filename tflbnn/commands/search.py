@@ -63,7 +63,6 @@ import dataclasses
 import json
 import os
 import statistics
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -235,15 +234,9 @@ def load_search_config(path: str | os.PathLike, **overrides: Any) -> SearchConfi
         FileNotFoundError: if the file does not exist.
         ValueError: if it is not valid TOML or not a valid config (the message names the file).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    try:
-        config = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not a valid TOML file ({error})") from None
-    config.update({key: value for key, value in overrides.items() if value is not None})
-    return SearchConfig.from_dict(config, source=str(path))
+    from tflbnn.experiment import read_toml_config
+
+    return SearchConfig.from_dict(read_toml_config(path, **overrides), source=str(path))
 
 
 @dataclasses.dataclass
