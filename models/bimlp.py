@@ -19,7 +19,7 @@ import tensorflow as tf
 from tflbnn.bimlp import downsample, norm_layer, wave_block
 from tflbnn.blocks import check_precision
 from tflbnn.layers import RPReLU
-from tflbnn.models.reactnet import _scale_channels
+from tflbnn.models.common import scale_channels
 from tflbnn.models.registry import register_model
 
 __all__ = ["bimlp_s", "bimlp_m", "BIMLP_EMBED_DIMS", "BIMLP_S_LAYERS", "BIMLP_M_LAYERS"]
@@ -64,7 +64,7 @@ def _bimlp(
         raise ValueError(f"{name}: drop_path_rate must be in [0, 1), got {drop_path_rate}")
     # Multiples of 8 keep dim/4 (re-weighting hidden) integral and 3·dim = 12·(dim/4) (its
     # tiled shortcut), as the uni-shortcuts need.
-    dims = [_scale_channels(dim, width, name) for dim in BIMLP_EMBED_DIMS]
+    dims = [scale_channels(dim, width, name) for dim in BIMLP_EMBED_DIMS]
 
     inputs = tf.keras.Input(shape=input_shape, name="image")
     x = _stem(inputs, dims[0], stem, norm)

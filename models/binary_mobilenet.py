@@ -27,7 +27,8 @@ from tflbnn import _backend  # noqa: F401
 import tensorflow as tf
 
 from tflbnn.blocks import batch_norm, check_precision, reactnet_block
-from tflbnn.models.reactnet import REACTNET_A_CHANNELS, _check_stride, _head, _scale_channels
+from tflbnn.models.common import check_stride, classifier_head, scale_channels
+from tflbnn.models.reactnet import REACTNET_A_CHANNELS
 from tflbnn.models.registry import register_model
 
 __all__ = ["binary_mobilenet", "NUM_BLOCKS", "MIN_GROUP_CHANNELS", "block_layout",
@@ -52,7 +53,7 @@ def block_layout(width: float = 1.0) -> list[tuple[int, int, int]]:
     Raises:
         ValueError: for a non-positive width.
     """
-    channels = [_scale_channels(c, width, _NAME) for c in REACTNET_A_CHANNELS]
+    channels = [scale_channels(c, width, _NAME) for c in REACTNET_A_CHANNELS]
     layout = []
     for index in range(1, len(channels)):
         grows = REACTNET_A_CHANNELS[index] != REACTNET_A_CHANNELS[index - 1]
@@ -156,7 +157,7 @@ def binary_mobilenet_macs(groups: Sequence[int], *, input_shape: tuple[int, int,
     Raises:
         ValueError: for an invalid configuration or option.
     """
-    _check_stride(stem_stride, "stem_stride", _NAME)
+    check_stride(stem_stride, "stem_stride", _NAME)
     config = check_groups(groups, width)
     layout = block_layout(width)
     height, width_px, in_channels = (int(d) for d in input_shape)
@@ -233,7 +234,7 @@ def binary_mobilenet(
             and the valid choices.
     """
     check_precision(precision, _NAME)
-    _check_stride(stem_stride, "stem_stride", _NAME)
+    check_stride(stem_stride, "stem_stride", _NAME)
     config = check_groups(groups, width)
     choices: list[tuple[int, ...] | None] = [None] * NUM_BLOCKS
     if supernet:
@@ -258,5 +259,5 @@ def binary_mobilenet(
             x, out_channels, stride=stride, precision=precision, pad_values=pad_values,
             groups=g, group_choices=block_choices, name=f"block{index}",
         )
-    outputs = _head(x, num_classes)
+    outputs = classifier_head(x, num_classes)
     return tf.keras.Model(inputs, outputs, name=f"{_NAME}_supernet" if supernet else _NAME)

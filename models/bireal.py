@@ -46,7 +46,7 @@ import tensorflow as tf
 
 from tflbnn.blocks import batch_norm, check_precision
 from tflbnn.models.lowbit_resnet import STEMS, check_choice
-from tflbnn.models.reactnet import _head, _scale_channels, resnet_stem
+from tflbnn.models.common import classifier_head, resnet_stem, scale_channels
 from tflbnn.models.registry import register_model
 
 __all__ = ["BIREAL_LAYOUTS", "BIREAL_STAGE_CHANNELS", "PAD_VALUES", "bireal_block", "birealnet18",
@@ -166,7 +166,7 @@ def _build_birealnet(
     check_precision(precision, name)
     check_choice(stem, STEMS, "stem", name)
     _check_pad_values(pad_values, name)
-    channels = [_scale_channels(c, width, name) for c in BIREAL_STAGE_CHANNELS]
+    channels = [scale_channels(c, width, name) for c in BIREAL_STAGE_CHANNELS]
 
     inputs = tf.keras.Input(shape=input_shape, name="image")
     x = resnet_stem(inputs, channels[0], stem, kernel_initializer=_CONV_INITIALIZER)
@@ -176,7 +176,7 @@ def _build_birealnet(
                 x, out_channels, stride=2 if stage > 1 and block == 1 else 1,
                 precision=precision, pad_values=pad_values, name=f"stage{stage}_block{block}",
             )
-    outputs = _head(x, num_classes)
+    outputs = classifier_head(x, num_classes)
     return tf.keras.Model(inputs, outputs, name=name)
 
 

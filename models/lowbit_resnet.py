@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from tflbnn.blocks import batch_norm
 from tflbnn.layers import RPReLU
-from tflbnn.models.reactnet import _head, _scale_channels
+from tflbnn.models.common import classifier_head, scale_channels
 from tflbnn.models.registry import ModelBuilder, register_model
 from tflbnn.profiling import flatten_layers, profile
 
@@ -190,7 +190,7 @@ def build_resnet(
     check_choice(depth, tuple(RESNET_LAYOUTS), "depth", model_name)
     check_choice(stem, STEMS, "stem", model_name)
     kind, blocks_per_stage = RESNET_LAYOUTS[depth]
-    planes = [_scale_channels(p, width, model_name) for p in STAGE_PLANES]
+    planes = [scale_channels(p, width, model_name) for p in STAGE_PLANES]
 
     inputs = tf.keras.Input(shape=input_shape, name="image")
     if stem == "imagenet":
@@ -203,7 +203,7 @@ def build_resnet(
             strides = 2 if stage > 1 and block == 1 else 1
             x = _residual_block(x, family, block_convs(kind, stage_planes, strides),
                                 name=f"stage{stage}_block{block}")
-    outputs = _head(x, num_classes)
+    outputs = classifier_head(x, num_classes)
     return tf.keras.Model(inputs, outputs, name=model_name)
 
 

@@ -48,7 +48,7 @@ from tflbnn.layers import RPReLU
 from tflbnn.models.lowbit_resnet import (
     BlockFamily, ConvSpec, build_resnet, check_choice, float_conv_bn, register_variant,
 )
-from tflbnn.models.reactnet import _check_stride, _head, _scale_channels
+from tflbnn.models.common import check_stride, classifier_head, scale_channels
 from tflbnn.models.registry import ModelBuilder, register_model
 from tflbnn.n2uq import (
     PACT, SUPPORTED_BITS, LTQRelaxation, N2UQActivationQuantizer, N2UQWeightQuantizer,
@@ -255,14 +255,14 @@ def n2uq_mobilenet_v2(
     """
     name = "n2uq_mobilenet_v2"
     family = N2UQFamily(bits=bits, precision=precision, float_downsample=False, model_name=name)
-    _check_stride(stem_stride, "stem_stride", name)
-    in_channels = _scale_channels(MOBILENET_V2_STEM, width, name)
+    check_stride(stem_stride, "stem_stride", name)
+    in_channels = scale_channels(MOBILENET_V2_STEM, width, name)
 
     inputs = tf.keras.Input(shape=input_shape, name="image")
     x = float_conv_bn(inputs, in_channels, 3, stem_stride, max_value=6.0, name="stem")
     block = 0
     for expansion, channels, blocks, first_stride in MOBILENET_V2_SETTINGS:
-        out_channels = _scale_channels(channels, width, name)
+        out_channels = scale_channels(channels, width, name)
         for repeat in range(blocks):
             block += 1
             strides = first_stride if repeat == 0 else 1
@@ -276,9 +276,9 @@ def n2uq_mobilenet_v2(
             if strides == 1 and in_channels == out_channels:
                 y = tf.keras.layers.Add(name=f"block{block}_add")([x, y])
             x, in_channels = y, out_channels
-    last_channels = _scale_channels(MOBILENET_V2_LAST, max(1.0, width), name)
+    last_channels = scale_channels(MOBILENET_V2_LAST, max(1.0, width), name)
     x = family.conv(ConvSpec(1, last_channels), pact=True, name="last_conv")(x)
     x = batch_norm("last_bn")(x)
     x = tf.keras.layers.ReLU(max_value=6.0, name="last_relu")(x)
-    outputs = _head(x, num_classes)
+    outputs = classifier_head(x, num_classes)
     return tf.keras.Model(inputs, outputs, name=name)

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from tflbnn.blocks import batch_norm, check_precision, react_bireal_block, reactnet_block
 from tflbnn.bn_free import bn_free_reactnet_block, signal_propagation_betas, ws_conv
+from tflbnn.models.common import check_stride, classifier_head, resnet_stem, scale_channels
 from tflbnn.models.registry import register_model
 
 __all__ = ["reactnet_a", "reactnet_resnet18", "REACTNET_A_CHANNELS"]
@@ -29,48 +30,6 @@ REACTNET_A_CHANNELS = (32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512,
 
 #: ReAct-BiReal-18: (channels, blocks) per stage at width 1.0 (papers.md §1.6).
 REACT_BIREAL_18_STAGES = ((64, 4), (128, 4), (256, 4), (512, 4))
-
-
-def _scale_channels(channels: int, width: float, model_name: str) -> int:
-    if width <= 0:
-        raise ValueError(f"{model_name}: width must be positive, got {width}")
-    # Multiples of 8 keep LCE's 8-output-channel kernels full (lce.md §2.3).
-    return max(8, int(round(channels * width / 8)) * 8)
-
-
-def _check_stride(value: int, option: str, model_name: str) -> None:
-    if value not in (1, 2):
-        raise ValueError(f"{model_name}: {option} must be 1 or 2, got {value}")
-
-
-def _head(x: tf.Tensor, num_classes: int) -> tf.Tensor:
-    x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    return tf.keras.layers.Dense(num_classes, name="logits")(x)
-
-
-def resnet_stem(inputs: tf.Tensor, filters: int, stem: str, *,
-                kernel_initializer: str = "glorot_uniform") -> tf.Tensor:
-    """The float ResNet stem without ReLU (papers.md §1.6): the first block's sign reads BN.
-
-    Args:
-        inputs: the image tensor.
-        filters: output channels.
-        stem: ``"imagenet"`` (7×7 stride-2 conv, BN, 3×3 stride-2 max-pool) or ``"small"``
-            (3×3 stride-1 conv and BN, for 28×28 / 32×32 inputs).
-        kernel_initializer: of the stem conv.
-
-    Returns:
-        The stem's output tensor.
-    """
-    kernel_size, strides = (7, 2) if stem == "imagenet" else (3, 1)
-    x = tf.keras.layers.Conv2D(
-        filters, kernel_size, strides=strides, padding="same", use_bias=False,
-        kernel_initializer=kernel_initializer, name="stem_conv",
-    )(inputs)
-    x = batch_norm("stem_bn")(x)
-    if stem == "imagenet":
-        x = tf.keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
-    return x
 
 
 @register_model("reactnet_a")
@@ -106,10 +65,10 @@ def reactnet_a(
     """
     name = "reactnet_a"
     check_precision(precision, name)
-    _check_stride(stem_stride, "stem_stride", name)
+    check_stride(stem_stride, "stem_stride", name)
     if not isinstance(bn_free, bool):
         raise ValueError(f"{name}: bn_free must be true or false, got {bn_free!r}")
-    channels = [_scale_channels(c, width, name) for c in REACTNET_A_CHANNELS]
+    channels = [scale_channels(c, width, name) for c in REACTNET_A_CHANNELS]
     # Every channel change downsamples, except the first (32 -> 64) block.
     strides = [2 if REACTNET_A_CHANNELS[i] != REACTNET_A_CHANNELS[i - 1]
                and REACTNET_A_CHANNELS[i] != 64 else 1 for i in range(1, len(channels))]
@@ -134,7 +93,7 @@ def reactnet_a(
                 x, channels[index], stride=stride, precision=precision, pad_values=pad_values,
                 name=f"block{index}",
             )
-    outputs = _head(x, num_classes)
+    outputs = classifier_head(x, num_classes)
     return tf.keras.Model(inputs, outputs, name=name)
 
 
@@ -171,7 +130,7 @@ def reactnet_resnet18(
     stems = ("imagenet", "small")
     if stem not in stems:
         raise ValueError(f"{name}: stem must be one of {stems}, got {stem!r}")
-    stages = [(_scale_channels(c, width, name), blocks) for c, blocks in REACT_BIREAL_18_STAGES]
+    stages = [(scale_channels(c, width, name), blocks) for c, blocks in REACT_BIREAL_18_STAGES]
 
     inputs = tf.keras.Input(shape=input_shape, name="image")
     x = resnet_stem(inputs, stages[0][0], stem)
@@ -182,5 +141,5 @@ def reactnet_resnet18(
                 x, out_channels, stride=stride, precision=precision, pad_values=pad_values,
                 name=f"stage{stage}_block{block}",
             )
-    outputs = _head(x, num_classes)
+    outputs = classifier_head(x, num_classes)
     return tf.keras.Model(inputs, outputs, name=name)

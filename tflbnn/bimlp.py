@@ -51,7 +51,7 @@ import tensorflow as tf
 
 from tflbnn.blocks import (batch_norm, binary_conv, check_precision, quiet_weight_clip_warning,
                            sign_or_shift)
-from tflbnn.layers import LearnableBias, RPReLU, _channels
+from tflbnn.layers import LearnableBias, RPReLU, channel_count
 from tflbnn.quantizers import approx_sign_with_threshold
 
 __all__ = [
@@ -124,7 +124,7 @@ class UniShortcut(tf.keras.layers.Layer):
             raise ValueError(f"{self.name}: filters must be positive, got {filters}")
 
     def build(self, input_shape):
-        channels = _channels(input_shape, self.name)
+        channels = channel_count(input_shape, self.name)
         if self.filters % channels and channels % self.filters:
             raise ValueError(f"{self.name}: a uni-shortcut needs one channel count to divide the "
                              f"other, got {channels} -> {self.filters}")
@@ -237,7 +237,7 @@ class BranchReweight(tf.keras.layers.Layer):
 
     def build(self, input_shape):
         *branches, logits = input_shape
-        channels = _channels(branches[0], self.name)
+        channels = channel_count(branches[0], self.name)
         if len(branches) < 2 or any(tuple(shape) != tuple(branches[0]) for shape in branches):
             raise ValueError(f"{self.name}: expects at least two branches of equal shapes, got "
                              f"{branches}")

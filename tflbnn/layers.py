@@ -13,7 +13,12 @@ from tflbnn.quantizers import approx_sign_with_threshold
 __all__ = ["LearnableBias", "RSign", "RPReLU"]
 
 
-def _channels(input_shape, layer_name: str) -> int:
+def channel_count(input_shape, layer_name: str) -> int:
+    """The size of the last (channel) axis of ``input_shape``.
+
+    Raises:
+        ValueError: naming ``layer_name`` if that size is unknown.
+    """
     channels = tf.TensorShape(input_shape)[-1]
     if channels is None:
         raise ValueError(f"{layer_name}: the channel (last) axis must be known, got {input_shape}")
@@ -25,7 +30,7 @@ class LearnableBias(tf.keras.layers.Layer):
     """Adds a learnable per-channel bias (ReActNet's ``LearnableBias``), initialised at 0."""
 
     def build(self, input_shape):
-        channels = _channels(input_shape, self.name)
+        channels = channel_count(input_shape, self.name)
         self.bias = self.add_weight(name="bias", shape=(channels,), initializer="zeros")
         super().build(input_shape)
 
@@ -48,7 +53,7 @@ class RSign(tf.keras.layers.Layer):
     precision = 1
 
     def build(self, input_shape):
-        channels = _channels(input_shape, self.name)
+        channels = channel_count(input_shape, self.name)
         self.bias = self.add_weight(name="bias", shape=(channels,), initializer="zeros")
         super().build(input_shape)
 
@@ -72,7 +77,7 @@ class RPReLU(tf.keras.layers.Layer):
         self.slope_initializer = float(slope_initializer)
 
     def build(self, input_shape):
-        channels = _channels(input_shape, self.name)
+        channels = channel_count(input_shape, self.name)
         self.shift_in = self.add_weight(name="shift_in", shape=(channels,), initializer="zeros")
         self.slope = self.add_weight(
             name="slope",
