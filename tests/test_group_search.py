@@ -269,6 +269,10 @@ mutations = 2
 crossovers = 1
 random_baseline = 2
 baseline_min_fraction = 0.5
+[retrain]
+kind = "binary"
+epochs = 1
+batch_size = 32
 """
 
 
@@ -336,6 +340,22 @@ def test_searched_model_converts_fully_to_lce_and_matches_keras(cli_run, tmp_pat
     assert len(grouped) == sum(g > 1 for g in winner["groups"]) and all(
         layer.converted for layer in grouped)
     assert report.parity.passed and report.parity.top1_agreement >= 0.99
+
+
+def test_retrain_resumes_the_search_and_trains_the_winner_from_scratch(cli_run, capsys):
+    config, out = cli_run
+    folder = out.parent.parent
+    assert main(["search", str(config), "--output-dir", str(folder), "--retrain", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "[binary] training" in printed
+    winner = load_winner(out / "winner.json")
+    retrained = json.loads((out.parent / "retrain" / "config.json").read_text())
+    assert retrained["model"]["groups"] == list(winner["groups"])
+    model = tf.keras.models.load_model(out.parent / "retrain" / "model.keras", safe_mode=True,
+                                       compile=False)
+    grouped = {layer.name: layer.groups for layer in model.layers
+               if getattr(layer, "groups", 1) > 1}
+    assert sorted(grouped.values()) == sorted(g for g in winner["groups"] if g > 1)
 
 
 def test_cli_config_errors_name_the_problem(tmp_path, capsys):
