@@ -18,7 +18,7 @@ from tflbnn import _backend  # noqa: F401
 import numpy as np
 import tensorflow as tf
 
-from tflbnn.converters.flatbuffer import (LCE_BCONV, Source, bconv_groups, load_tflite_bytes,
+from tflbnn.converters.flatbuffer import (LCE_BCONV, Source, grouped_bconvs, load_tflite_bytes,
                                           read_tflite)
 
 __all__ = ["KERNELS", "LatencyStats", "Comparison", "benchmark_tflite", "compare",
@@ -200,7 +200,7 @@ def benchmark_tflite(
     info = read_tflite(data, name)
     if info.uses_lce_ops:
         xnnpack = bool(use_xnnpack) if use_xnnpack is not None else False
-        grouped = [op for op in info.ops_named(LCE_BCONV) if bconv_groups(op) > 1]
+        grouped = grouped_bconvs(info)
         if grouped and not (use_indirect_bgemm or use_reference_bconv):
             raise ValueError(f"{name}: {len(grouped)} grouped {LCE_BCONV} op(s); the default "
                              "bconv kernel rejects grouped convolutions — use the indirect or "

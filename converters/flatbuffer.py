@@ -28,6 +28,7 @@ __all__ = [
     "LCE_BCONV",
     "LCE_QUANTIZE",
     "bconv_groups",
+    "grouped_bconvs",
 ]
 
 #: File identifier of the TFLite schema, at bytes 4..8 of every model.
@@ -142,6 +143,15 @@ def bconv_groups(op: OpInfo) -> int:
     if per_group and channels_in > per_group and channels_in % per_group == 0:
         return channels_in // per_group
     return 1
+
+
+def grouped_bconvs(info: TFLiteModelInfo) -> list[OpInfo]:
+    """The ``LceBconv2d`` ops with more than one group (``bconv_groups``).
+
+    LCE's default bconv kernel rejects them at preparation ("Grouped binary convolutions are
+    not supported with this kernel"); only the indirect-BGEMM and reference kernels run them.
+    """
+    return [op for op in info.ops_named(LCE_BCONV) if bconv_groups(op) > 1]
 
 
 def load_tflite_bytes(source: Source, name: str | None = None) -> tuple[bytes, str]:

@@ -36,7 +36,7 @@ from tflbnn.profiling import flatten_layers, kernel_precision
 from tflbnn.shift import S3Conv2D, S3Dense, to_inference_model
 from tflbnn.converters.coverage import (CoverageError, CoverageReport, CoverageWarning,
                                         check_coverage)
-from tflbnn.converters.flatbuffer import read_tflite
+from tflbnn.converters.flatbuffer import LCE_BCONV, grouped_bconvs, read_tflite
 from tflbnn.converters.int8_weights import (Int8ParityReport, Int8WeightError, Int8WeightSize,
                                             WeightTensor, check_int8_parity, check_int8_weights,
                                             int8_weight_size, read_weight_tensors,
@@ -328,6 +328,14 @@ def _convert_lce(model, parity_images, *, strict_coverage, float_reference, lce_
         note = result.coverage.ineligible_note()
         if note is not None:
             result.warnings.append(note)
+    grouped = grouped_bconvs(info)
+    if grouped:
+        # Not an error: the file is right, but where it runs needs the right kernel.
+        result.warnings.append(
+            f"{len(grouped)} grouped {LCE_BCONV} op(s): LCE's default bconv kernel rejects "
+            "grouped convolutions; run this model with the indirect-BGEMM kernel "
+            "(Interpreter(use_indirect_bgemm=True); on Android an lce-lite build that "
+            "registers it)")
     if parity_images is not None:
         result.parity, result.timings["parity"] = timed(
             check_parity, model, flatbuffer, parity_images, **parity_options)

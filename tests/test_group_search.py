@@ -11,7 +11,7 @@ import tensorflow as tf
 import tflbnn.models.binary_mobilenet  # noqa: F401  (registers the model)
 from tflbnn.blocks import GroupSuperConv2D, binary_conv
 from tflbnn.cli import main
-from tflbnn.converters import convert_model
+from tflbnn.converters import benchmark_tflite, convert_model
 from tflbnn.data import load_data
 from tflbnn.group_search import (EvolutionSettings, LatencyMeter, SupernetEvaluator,
                                  crossover, evolution_search, extract_subnet, holdout_split,
@@ -340,6 +340,14 @@ def test_searched_model_converts_fully_to_lce_and_matches_keras(cli_run, tmp_pat
     assert len(grouped) == sum(g > 1 for g in winner["groups"]) and all(
         layer.converted for layer in grouped)
     assert report.parity.passed and report.parity.top1_agreement >= 0.99
+    # The file is right, but LCE's default bconv kernel would refuse it: the report says so.
+    kernel_notes = [text for text in report.warnings if "grouped LceBconv2d" in text]
+    assert len(kernel_notes) == 1 and kernel_notes[0].startswith(
+        f"{len(grouped)} grouped LceBconv2d op(s)") and "indirect-BGEMM" in kernel_notes[0]
+    assert benchmark_tflite(tmp_path / "winner.tflite", num_runs=2, warmup=0).median_ms > 0
+    with pytest.raises(ValueError, match=f"{len(grouped)} grouped LceBconv2d op.*default bconv "
+                                         "kernel rejects"):
+        benchmark_tflite(tmp_path / "winner.tflite", num_runs=2, use_indirect_bgemm=False)
 
 
 def test_retrain_resumes_the_search_and_trains_the_winner_from_scratch(cli_run, capsys):
