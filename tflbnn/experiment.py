@@ -86,7 +86,8 @@ from tflbnn.training.agc import AGC_CLIP_FACTOR
 from tflbnn.training.optimizers import BOP_GAMMA, BOP_THRESHOLD
 from tflbnn.training.recipes import ADAMBNN_WEIGHT_DECAY, STEP1_INITS
 
-__all__ = ["RunConfig", "RunResult", "load_config", "read_toml_config", "run_experiment", "RECIPES"]
+__all__ = ["RunConfig", "RunResult", "check_top_level", "load_config", "read_toml_config",
+           "run_experiment", "RECIPES"]
 
 RECIPES = ("two_step", "float", "binary", "n2uq", "s3", "adambnn", "bop", "bn_free")
 
@@ -165,6 +166,34 @@ def _check_kind_options(kind: str, recipe: dict[str, Any], given: dict[str, Any]
         model["bn_free"] = True
 
 
+def check_top_level(config: Mapping[str, Any], *, known: tuple[str, ...],
+                    required: tuple[str, ...], source: str) -> str:
+    """Check a config's top-level keys and its run name.
+
+    Args:
+        config: the config mapping.
+        known: every valid top-level key.
+        required: the keys that must be present.
+        source: where the config came from, named in errors.
+
+    Returns:
+        The run name.
+
+    Raises:
+        ValueError: for an unknown or missing key, or a name that is not a plain directory name.
+    """
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        raise ValueError(f"{source}: unknown top-level key(s) {unknown}; valid: {sorted(known)}")
+    for key in required:
+        if key not in config:
+            raise ValueError(f"{source}: missing required key {key!r}")
+    name = str(config["name"])
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"{source}: name must be a plain directory name, got {name!r}")
+    return name
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """A validated run configuration (see the module docstring for the file format).
@@ -205,16 +234,8 @@ class RunConfig:
         Raises:
             ValueError: naming ``source`` and the offending key for anything invalid.
         """
-        known = {"name", "output_dir", "model", "data", "recipe"}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown top-level key(s) {unknown}; valid: {sorted(known)}")
-        for key in ("name", "model", "data"):
-            if key not in config:
-                raise ValueError(f"{source}: missing required key {key!r}")
-        name = str(config["name"])
-        if not name or "/" in name or name.startswith("."):
-            raise ValueError(f"{source}: name must be a plain directory name, got {name!r}")
+        name = check_top_level(config, known=("name", "output_dir", "model", "data", "recipe"),
+                               required=("name", "model", "data"), source=source)
         model = dict(config["model"])
         if "name" not in model:
             raise ValueError(f"{source}: [model] needs a 'name' (one of the zoo's models)")

@@ -169,20 +169,12 @@ class SearchConfig:
         Raises:
             ValueError: naming ``source`` and the offending key for anything invalid.
         """
-        from tflbnn.experiment import RunConfig
+        from tflbnn.experiment import RunConfig, check_top_level
         from tflbnn.group_search import EvolutionSettings
 
-        known = {"name", "output_dir", "model", "data", "supernet", "search", "retrain"}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown top-level key(s) {unknown}; valid: "
-                             f"{sorted(known)}")
-        for key in ("name", "data", "search"):
-            if key not in config:
-                raise ValueError(f"{source}: missing required key {key!r}")
-        name = str(config["name"])
-        if not name or "/" in name or name.startswith("."):
-            raise ValueError(f"{source}: name must be a plain directory name, got {name!r}")
+        name = check_top_level(
+            config, known=("name", "output_dir", "model", "data", "supernet", "search", "retrain"),
+            required=("name", "data", "search"), source=source)
         model = dict(config.get("model", {}))
         if model.pop("name", "binary_mobilenet") != "binary_mobilenet":
             raise ValueError(f"{source}: the group search works on binary_mobilenet; leave "
