@@ -14,7 +14,7 @@ from tflbnn.blocks import batch_norm
 from tflbnn.cli import main
 from tflbnn.experiment import RunConfig, load_config
 from tflbnn.training import (adambnn_recipe, binary_kernels, bop_optimizer, bop_recipe,
-                             bn_free_recipe, conv_kernels, sign_binary_kernels)
+                             bn_free_recipe, conv_kernels, sign_binary_kernels, two_step)
 
 
 def tiny_model(precision="binary"):
@@ -164,6 +164,20 @@ def test_adambnn_recipe_decays_step1_only_at_5e_6(tmp_path, eager):
     (decay,) = step1.losses
     assert float(decay) == pytest.approx(_conv_decay(step1, 5e-6), rel=1e-5)
     assert not step2.losses
+
+
+def test_adambnn_recipe_trains_exactly_as_two_step_with_its_weight_decay(tmp_path, eager):
+    # The docstring's claim: AdamBNN's betas are the defaults, so only the decay differs.
+    finals = []
+    for name, recipe, extra in (("adambnn", adambnn_recipe, {}),
+                                ("two_step", two_step, {"weight_decay": 5e-6})):
+        tf.keras.utils.set_random_seed(3)
+        results = recipe(tiny_model, toy_data(), toy_data(seed=1), run_dir=tmp_path / name,
+                         step1_epochs=1, step2_epochs=1, learning_rate=1e-2, lr_offset=0,
+                         verbose=0, **extra)
+        finals.append(results["step2"].model.get_weights())
+    for adambnn_weight, two_step_weight in zip(*finals):
+        np.testing.assert_array_equal(adambnn_weight, two_step_weight)
 
 
 def test_bop_recipe_runs_step1_then_bop_on_signed_kernels(tmp_path, eager):

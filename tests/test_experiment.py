@@ -6,7 +6,8 @@ import pytest
 
 from tflbnn.cli import main
 from tflbnn.commands.demo import demo_config_path
-from tflbnn.experiment import RECIPES, RunConfig, load_config, run_experiment
+from tflbnn.experiment import (RECIPES, RunConfig, check_same_settings, load_config,
+                               run_experiment)
 
 
 def write_config(tmp_path, recipe_kind="binary", **recipe):
@@ -54,6 +55,28 @@ def test_invalid_configs_name_the_problem(change, message):
     config.update(change)
     with pytest.raises(ValueError, match=message):
         RunConfig.from_dict(config, source="my.toml")
+
+
+def test_run_folder_trained_with_other_settings_is_refused(tmp_path):
+    config = load_config(write_config(tmp_path, learning_rate=0.01))
+    config.run_dir.mkdir()
+    saved = json.loads(json.dumps(config.as_dict(), default=str))
+    saved["recipe"]["learning_rate"] = 0.5
+    saved["model"]["width"] = 0.25
+    del saved["recipe"]["seed"]  # a key added to the defaults since: not compared
+    (config.run_dir / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"tiny: .* holds a run trained with other settings "
+                                         r"\(\[model\] width 0.25 -> 0.125; \[recipe\] "
+                                         r"learning_rate 0.5 -> 0.01\); give this run another"):
+        run_experiment(config, verbose=0)
+    assert sorted(path.name for path in config.run_dir.iterdir()) == ["config.json"]
+    saved = json.loads(json.dumps(config.as_dict(), default=str))
+    del saved["recipe"]["seed"]
+    (config.run_dir / "config.json").write_text(json.dumps(saved))
+    check_same_settings(config)  # the same settings, one key older: accepted
+    (config.run_dir / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read the saved settings"):
+        check_same_settings(config)
 
 
 def test_config_file_errors_name_the_file(tmp_path):

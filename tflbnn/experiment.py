@@ -86,8 +86,8 @@ from tflbnn.training.agc import AGC_CLIP_FACTOR
 from tflbnn.training.optimizers import BOP_GAMMA, BOP_THRESHOLD
 from tflbnn.training.recipes import ADAMBNN_WEIGHT_DECAY, STEP1_INITS
 
-__all__ = ["RunConfig", "RunResult", "check_top_level", "load_config", "read_toml_config",
-           "run_experiment", "RECIPES"]
+__all__ = ["RunConfig", "RunResult", "check_same_settings", "check_top_level", "load_config",
+           "read_toml_config", "run_experiment", "RECIPES"]
 
 RECIPES = ("two_step", "float", "binary", "n2uq", "s3", "adambnn", "bop", "bn_free")
 
@@ -349,6 +349,39 @@ class RunResult:
         return read_history(Path(final["model"]).parent / "history.csv")
 
 
+def check_same_settings(config: RunConfig) -> None:
+    """Refuse to reuse or resume a run folder whose run was trained with other settings.
+
+    Finished stages are reused and interrupted ones resumed, so a changed config run under the
+    same name would mix settings, and its ``config.json`` would no longer say how the model
+    was trained. Keys that the saved config lacks (added to the defaults since) are not
+    compared.
+
+    Raises:
+        ValueError: naming the folder and every ``[model]``, ``[data]`` or ``[recipe]`` key
+            whose value differs, or if the saved ``config.json`` cannot be read.
+    """
+    path = config.run_dir / "config.json"
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{config.name}: cannot read the saved settings {path} ({error}); "
+                         "delete the folder or give this run another name") from None
+    current = json.loads(json.dumps(config.as_dict(), default=str))
+    changed = []
+    for section in ("model", "data", "recipe"):
+        before, after = saved.get(section, {}), current[section]
+        for key in sorted(before):
+            if before[key] != after.get(key):
+                changed.append(f"[{section}] {key} {before[key]!r} -> {after.get(key)!r}")
+    if changed:
+        raise ValueError(f"{config.name}: {config.run_dir} holds a run trained with other "
+                         f"settings ({'; '.join(changed)}); give this run another name "
+                         "(--name) or delete that folder")
+
+
 def run_experiment(config: RunConfig, *, verbose: int | str = "auto") -> RunResult:
     """Train the configured model with its recipe; resumes an interrupted run.
 
@@ -360,9 +393,11 @@ def run_experiment(config: RunConfig, *, verbose: int | str = "auto") -> RunResu
         A ``RunResult``.
 
     Raises:
-        ValueError: for an invalid model/data configuration.
+        ValueError: for an invalid model/data configuration, or a run folder that holds a run
+            with other settings (``check_same_settings``).
         TrainingDivergedError: if the loss becomes NaN.
     """
+    check_same_settings(config)
     recipe = config.recipe
     tf.keras.utils.set_random_seed(recipe["seed"])
     bundle = tflbnn_data.load_data(config.data)
