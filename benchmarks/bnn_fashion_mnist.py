@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shutil
 import statistics
 import sys
@@ -47,10 +46,10 @@ from tflbnn.commands.search import SearchConfig, run_search
 from tflbnn.converters import CoverageError, ParityError
 from tflbnn.deploy import deploy_run
 from tflbnn.experiment import RunConfig, RunResult, run_experiment
-from tflbnn.metadata import write_bytes_atomic
 from tflbnn.training.history import plot_validation_accuracy, save_figure
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from results_files import RESULTS, write_results
+
 NAME = "bnn_fashion_mnist"
 
 #: Epochs of the single fully binary stage of Bi-Real-18 and BiMLP-S (distilled from the
@@ -375,14 +374,7 @@ def main(argv=None) -> int:
     header = (f"Small binary networks (28×28×1, width 0.25) on Fashion-MNIST, {test_images} test "
               "images; LCE = the converted .tflite in the LCE interpreter (indirect BGEMM, 1 "
               "thread), parity-checked against Keras on all of them")
-    print(header)
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(RESULTS / f"{NAME}.md", (
-        f"{header}\n\nCommand: `make benchmark-bnn` "
-        f"(= `python benchmarks/bnn_fashion_mnist.py`)\n\n{text}\n").encode())
-    write_bytes_atomic(RESULTS / f"{NAME}.json", json.dumps(
-        {"rows": rows, "targets": targets}, indent=2, default=str).encode())
+    write_results(NAME, "benchmark-bnn", header, text, {"rows": rows, "targets": targets})
     plot_accuracy_vs_ops(rows, RESULTS / f"{NAME}_accuracy_vs_ops.png")
     histories = {name: result.final_history() for name, result in results.items()}
     plot_validation_accuracy(histories, RESULTS / f"{NAME}_training_curves.png",

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from importlib import resources
 from pathlib import Path
@@ -40,7 +39,8 @@ from tflbnn.experiment import RunConfig, RunResult, load_config, run_experiment
 from tflbnn.metadata import write_bytes_atomic
 from tflbnn.training.history import plot_validation_accuracy, save_figure
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from results_files import RESULTS, write_results
+
 NAME = "lowbit_fashion_mnist"
 
 #: Test images for the conversion's parity check (and N2UQ's int8 calibration).
@@ -327,14 +327,7 @@ def main(argv=None) -> int:
     header = (f"Small ResNet-18s (width 0.25, small stem) on Fashion-MNIST: {len(images)} test "
               "images; deployed = the .tflite in the TFLite interpreter (1 thread, XNNPACK "
               "default delegates); agreement = same top-1 class as Keras on all of them")
-    print(header)
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(RESULTS / f"{NAME}.md", (
-        f"{header}\n\nCommand: `make benchmark-lowbit` "
-        f"(= `python benchmarks/lowbit_fashion_mnist.py`)\n\n{text}\n").encode())
-    write_bytes_atomic(RESULTS / f"{NAME}.json", json.dumps(
-        {"rows": rows, "targets": targets}, indent=2, default=str).encode())
+    write_results(NAME, "benchmark-lowbit", header, text, {"rows": rows, "targets": targets})
     plot_accuracy_vs_size(rows, RESULTS / f"{NAME}_accuracy_vs_size.png")
     histories = {name: result.final_history() for name, result in results.items()}
     plot_validation_accuracy(histories, RESULTS / f"{NAME}_training_curves.png",

@@ -16,17 +16,16 @@ Targets (issue "tflbnn end to end with ReActNet"): binary within 2 points of its
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from importlib import resources
-from pathlib import Path
 
 import tflbnn  # noqa: F401  (selects Keras 2 first)
 from tflbnn.deploy import deploy_run
 from tflbnn.experiment import load_config, run_experiment
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from results_files import RESULTS, write_results
+
 
 
 def table(metrics: dict) -> tuple[str, bool]:
@@ -76,14 +75,7 @@ def main(argv=None) -> int:
     text, all_met = table(metrics)
     header = (f"ReActNet-A (width {config.model_options.get('width')}) on Fashion-MNIST, "
               f"{metrics['test_images']} test images, model options {config.model_options}")
-    print(header)
-    print(text)
-
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "reactnet_fashion_mnist.md").write_text(
-        f"{header}\n\nCommand: `make benchmark` "
-        f"(= `python benchmarks/reactnet_fashion_mnist.py`)\n\n{text}\n")
-    (RESULTS / "reactnet_fashion_mnist.json").write_text(json.dumps(metrics, indent=2))
+    write_results("reactnet_fashion_mnist", "benchmark", header, text, metrics)
     for plot in ("training_curves.png", "comparison.png"):
         shutil.copyfile(config.run_dir / plot, RESULTS / f"reactnet_fashion_mnist_{plot}")
     return 0 if all_met else 1
