@@ -19,7 +19,7 @@ import tensorflow as tf
 from tflbnn.bimlp import downsample, norm_layer, wave_block
 from tflbnn.blocks import check_precision
 from tflbnn.layers import RPReLU
-from tflbnn.models.common import scale_channels
+from tflbnn.models.common import classifier_head, scale_channels
 from tflbnn.models.registry import register_model
 
 __all__ = ["bimlp_s", "bimlp_m", "BIMLP_EMBED_DIMS", "BIMLP_S_LAYERS", "BIMLP_M_LAYERS"]
@@ -80,9 +80,7 @@ def _bimlp(
                            drop_path_rate=rate, name=f"stage{stage}_block{block}")
             block_index += 1
     x = norm_layer(norm, "head_norm")(x)
-    x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = tf.keras.layers.Dense(num_classes, name="logits")(x)
-    return tf.keras.Model(inputs, outputs, name=name)
+    return tf.keras.Model(inputs, classifier_head(x, num_classes), name=name)
 
 
 @register_model("bimlp_s")
