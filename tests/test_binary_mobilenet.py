@@ -5,7 +5,9 @@ import pytest
 import tensorflow as tf
 
 import tflbnn.models.binary_mobilenet  # noqa: F401  (registers the model)
-from tflbnn.blocks import GroupSuperConv2D, binary_conv
+import larq as lq
+
+from tflbnn.blocks import BlockDiagonalQuantConv2D, GroupSuperConv2D, binary_conv
 from tflbnn.data import load_data
 from tflbnn.group_search import (extract_subnet, grouped_kernel, set_supernet_groups,
                                  supernet_groups, winner_builder)
@@ -194,6 +196,64 @@ def test_super_layer_gradient_is_the_grouped_layers_on_active_entries(super_laye
     assert np.all(super_grad[:, :, ~mask] == 0)
     assert np.all(super_grad[np.abs(kernel) > 1] == 0)
     assert np.any(super_grad[:, :, mask] != 0)
+
+
+# --- the grouped binary conv's dense training path -------------------------------------------
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("groups", [2, 4])
+def test_block_diagonal_conv_is_the_grouped_quant_conv(super_layer, groups, training):
+    _, kernel, x = super_layer
+    layer = binary_conv(64, 3, strides=2, groups=groups, name="fast")
+    assert isinstance(layer, BlockDiagonalQuantConv2D)
+    grouped = lq.layers.QuantConv2D(64, 3, strides=2, padding="same", pad_values=1.0,
+                                    groups=groups, use_bias=False,
+                                    kernel_quantizer="reactnet_weight_sign", name="grouped")
+    for each in (layer, grouped):
+        each.build((None, 7, 7, 64))
+        each.kernel.assign(grouped_kernel(kernel, groups))
+    inputs = tf.constant(x)
+    upstream = np.random.default_rng(4).standard_normal((2, 4, 4, 64)).astype(np.float32)
+    results = []
+    for each in (layer, grouped):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = each(inputs, training=training)
+            loss = tf.reduce_sum(outputs * upstream)
+        results.append((outputs, *tape.gradient(loss, [inputs, each.kernel])))
+    expected = numpy_grouped_binary_conv(x, kernel, groups, stride=2)
+    np.testing.assert_allclose(results[0][0].numpy(), expected, rtol=1e-5, atol=1e-4)
+    for fast, reference in zip(results[0], results[1]):
+        np.testing.assert_allclose(fast.numpy(), reference.numpy(), rtol=1e-5, atol=1e-4)
+
+
+def conv_kernel_shapes(model, images, training):
+    """The filter shapes of the Conv2D ops in ``model``'s graph with ``training``."""
+    graph = tf.function(lambda batch: model(batch, training=training)).get_concrete_function(
+        tf.TensorSpec(images.shape, tf.float32)).graph
+    # Keras puts grouped convolutions in a nested (XLA-compiled) function's graph.
+    graphs = [graph] + [function.graph for function in graph._functions.values()]
+    return [tuple(op.inputs[1].shape) for each in graphs for op in each.get_operations()
+            if op.type == "Conv2D"]
+
+
+def test_grouped_conv_trains_dense_and_infers_and_saves_grouped(tmp_path):
+    inputs = tf.keras.Input((6, 6, 64))
+    x = RSign(name="sign")(inputs)
+    x = binary_conv(64, 3, groups=4, name="bconv")(x)
+    outputs = tf.keras.layers.GlobalAveragePooling2D()(x)
+    model = tf.keras.Model(inputs, outputs)
+    images = np.random.default_rng(5).standard_normal((3, 6, 6, 64)).astype(np.float32)
+    assert conv_kernel_shapes(model, images, training=True) == [(3, 3, 64, 64)]
+    assert conv_kernel_shapes(model, images, training=False) == [(3, 3, 16, 64)]
+    assert conv_kernel_shapes(model, images, training=None) == [(3, 3, 16, 64)]
+    model.save(tmp_path / "grouped.keras")
+    loaded = tf.keras.models.load_model(tmp_path / "grouped.keras", safe_mode=True)
+    assert isinstance(loaded.get_layer("bconv"), BlockDiagonalQuantConv2D)
+    assert loaded.get_layer("bconv").groups == 4
+    np.testing.assert_allclose(loaded(images).numpy(), model(images).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(loaded(images, training=True).numpy(), model(images).numpy(),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_grouped_kernel_matches_an_explicit_loop():
