@@ -1,12 +1,11 @@
 """binary_mobilenet: group validation, analytical OPs, the weight-sharing supernet layer."""
 
+import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tflbnn.models.binary_mobilenet  # noqa: F401  (registers the model)
-import larq as lq
-
 from tflbnn.blocks import BlockDiagonalQuantConv2D, GroupSuperConv2D, binary_conv
 from tflbnn.data import load_data
 from tflbnn.group_search import (extract_subnet, grouped_kernel, set_supernet_groups,

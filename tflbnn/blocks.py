@@ -17,7 +17,8 @@ import tensorflow as tf
 from tflbnn.layers import LearnableBias, RPReLU, RSign
 
 __all__ = ["quiet_weight_clip_warning", "reactnet_block", "react_bireal_block", "binary_conv",
-           "block_diagonal_mask", "BlockDiagonalQuantConv2D", "GroupSuperConv2D", "batch_norm", "sign_or_shift", "PRECISIONS", "check_precision"]
+           "block_diagonal_mask", "BlockDiagonalQuantConv2D", "GroupSuperConv2D", "batch_norm",
+           "sign_or_shift", "PRECISIONS", "check_precision"]
 
 # PyTorch BatchNorm2d defaults (momentum 0.1, eps 1e-5) expressed in Keras terms.
 _BN_MOMENTUM = 0.9
@@ -103,8 +104,9 @@ def binary_conv(
         )
 
 
-def block_diagonal_mask(in_channels: int, filters: int, groups: int | tf.Tensor) -> tf.Tensor:
-    """The ``(in_channels, filters)`` 0/1 float32 mask of a grouped convolution's connections.
+def block_diagonal_mask(in_channels: int, filters: int, groups: int | tf.Tensor,
+                        dtype: tf.DType = tf.float32) -> tf.Tensor:
+    """The ``(in_channels, filters)`` 0/1 mask of a grouped convolution's connections.
 
     Input channel ``i`` and filter ``j`` are connected when ``i // (in_channels / groups) ==
     j // (filters / groups)``: the grouped convolution is the dense one with its kernel
@@ -112,7 +114,7 @@ def block_diagonal_mask(in_channels: int, filters: int, groups: int | tf.Tensor)
     """
     in_group = tf.range(in_channels) // (in_channels // groups)
     out_group = tf.range(filters) // (filters // groups)
-    return tf.cast(tf.equal(in_group[:, None], out_group[None, :]), tf.float32)
+    return tf.cast(tf.equal(in_group[:, None], out_group[None, :]), dtype)
 
 
 @lq.utils.register_keras_custom_object
@@ -126,11 +128,10 @@ class BlockDiagonalQuantConv2D(lq.layers.QuantConv2D):
     ``.keras`` files and the LCE converter see a grouped ``Conv2D`` (``LceBconv2d`` with
     groups).
 
-    Why: TensorFlow's CPU grouped convolution is a slow loop; forward and backward of a 3x3,
-    128-channel, 14x14 layer on a batch of 128 took 1.05 s at 2 groups and 1.95 s at 4 against
-    58 ms dense, so binary MobileNets with searched groups trained about 3x slower per epoch
-    than ungrouped ReActNet-A. The dense form does ``groups`` times the grouped MACs but runs in
-    the fast dense kernel.
+    Why: TensorFlow's CPU grouped convolution is many times slower than the dense one although
+    it does fewer MACs (``benchmarks/grouped_conv_speed.py`` measures both forms), so binary
+    MobileNets with searched groups trained far slower per epoch than ungrouped ReActNet-A. The
+    dense form does ``groups`` times the grouped MACs but runs in the fast dense kernel.
     """
 
     def call(self, inputs, training=None):
@@ -152,8 +153,7 @@ class BlockDiagonalQuantConv2D(lq.layers.QuantConv2D):
         kernel = tf.convert_to_tensor(kernel)  # the quantized kernel inside larq's scope
         in_channels = int(kernel.shape[-2]) * groups
         dense_kernel = (tf.tile(kernel, (1, 1, groups, 1))
-                        * tf.cast(block_diagonal_mask(in_channels, self.filters, groups),
-                                  kernel.dtype))
+                        * block_diagonal_mask(in_channels, self.filters, groups, kernel.dtype))
         return super().convolution_op(inputs, dense_kernel)
 
 
@@ -247,8 +247,8 @@ class GroupSuperConv2D(lq.layers.QuantConv2D):
     def group_mask(self) -> tf.Tensor:
         """The ``(C_in, filters)`` 0/1 block-diagonal mask of the selected group count."""
         groups = tf.gather(tf.constant(self.group_choices, tf.int32), self.choice)
-        return tf.cast(block_diagonal_mask(int(self.kernel.shape[-2]), self.filters, groups),
-                       self.kernel.dtype)
+        return block_diagonal_mask(int(self.kernel.shape[-2]), self.filters, groups,
+                                   self.kernel.dtype)
 
     def active_kernel(self) -> tf.Tensor:
         """The kernel the convolution applies: masked and, with binary weights, binarised."""
