@@ -2,7 +2,7 @@
 # and `make test` (the Python unit suite, then the Android demo's offline checks). Both create
 # .venv and install what is missing first.
 .PHONY: demo test test-python test-android app-model install full-data benchmark \
-	benchmark-lowbit benchmark-bnn clean
+	benchmark-lowbit benchmark-bnn benchmark-grouped-conv clean
 
 demo:
 	scripts/bootstrap.sh tflbnn demo
@@ -36,6 +36,9 @@ benchmark-lowbit: full-data
 
 benchmark-bnn: full-data
 	scripts/bootstrap.sh python benchmarks/bnn_fashion_mnist.py
+
+benchmark-grouped-conv:
+	scripts/bootstrap.sh python benchmarks/grouped_conv_speed.py
 
 clean:
 	rm -rf runs .pytest_cache build android_demo/build
