@@ -226,6 +226,13 @@ def test_block_diagonal_conv_is_the_grouped_quant_conv(super_layer, groups, trai
         np.testing.assert_allclose(fast.numpy(), reference.numpy(), rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("groups", [0, 3, -2])
+def test_binary_conv_refuses_groups_that_do_not_divide_the_filters(groups):
+    with pytest.raises(ValueError, match=rf"bad: groups must be a positive divisor of the 64 "
+                                         rf"filters, got {groups}"):
+        binary_conv(64, 3, groups=groups, name="bad")
+
+
 def conv_kernel_shapes(model, images, training):
     """The filter shapes of the Conv2D ops in ``model``'s graph with ``training``."""
     graph = tf.function(lambda batch: model(batch, training=training)).get_concrete_function(
