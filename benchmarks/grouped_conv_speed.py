@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import tflbnn  # noqa: F401  (selects Keras 2 first)
 
@@ -28,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tflbnn.blocks import binary_conv
+from tflbnn.converters.benchmark import time_runs
 
 from results_files import write_results
 
@@ -38,13 +37,8 @@ GROUPS = (1, 2, 4)
 
 
 def _median_seconds(step, steps: int) -> float:
-    step()  # trace and compile
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    # One untimed call traces and compiles the step.
+    return float(np.median(time_runs(step, steps, warmup=1))) / 1e3
 
 
 def measure(groups: int, batch: int, steps: int) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import Any, Callable
 
 from tflbnn import _backend  # noqa: F401
 
@@ -22,7 +22,7 @@ from tflbnn.converters.flatbuffer import (LCE_BCONV, Source, grouped_bconvs, loa
                                           read_tflite)
 
 __all__ = ["KERNELS", "LatencyStats", "Comparison", "benchmark_tflite", "compare",
-           "converted_label", "kernel_flags"]
+           "converted_label", "kernel_flags", "time_runs"]
 
 #: CLI kernel names → (use_indirect_bgemm, use_reference_bconv).
 KERNELS = {"indirect": (True, False), "default": (False, False), "reference": (False, True)}
@@ -140,7 +140,17 @@ def _lce_kernel_name(use_indirect_bgemm: bool, use_reference_bconv: bool) -> str
     return "default OPT_BGEMM (ruy; portable C++ on x86)"
 
 
-def _time_runs(run, num_runs: int, warmup: int) -> np.ndarray:
+def time_runs(run: Callable[[], Any], num_runs: int, warmup: int) -> np.ndarray:
+    """Wall-clock times of ``num_runs`` calls of ``run`` after ``warmup`` untimed ones.
+
+    Args:
+        run: the call to time, with no arguments.
+        num_runs: timed calls.
+        warmup: untimed calls first (tracing, allocation, caches).
+
+    Returns:
+        float64 ``(num_runs,)`` times in milliseconds, in call order.
+    """
     for _ in range(warmup):
         run()
     times = np.empty(num_runs)
@@ -214,7 +224,7 @@ def benchmark_tflite(
                   zip(interpreter.input_shapes, interpreter.input_types)]
         # The wrapper's own predict: Interpreter.predict adds per-call generator/concat overhead.
         native = interpreter.interpreter
-        times = _time_runs(lambda: native.predict(inputs), num_runs, warmup)
+        times = time_runs(lambda: native.predict(inputs), num_runs, warmup)
         kernel = (f"LCE interpreter, {LCE_BCONV} kernel: "
                   f"{_lce_kernel_name(use_indirect_bgemm, use_reference_bconv)}, XNNPACK "
                   f"{'on' if xnnpack else 'off'} for float ops")
@@ -230,7 +240,7 @@ def benchmark_tflite(
             interpreter.set_tensor(detail["index"], _random_input(detail["shape"], detail["dtype"]))
         # Delegated partitions show up as DELEGATE nodes appended to the execution plan.
         partitions = sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
-        times = _time_runs(interpreter.invoke, num_runs, warmup)
+        times = time_runs(interpreter.invoke, num_runs, warmup)
         if partitions:
             kernel = f"TFLite interpreter, XNNPACK delegate ({partitions} partition(s))"
         else:
