@@ -110,7 +110,16 @@ def block_diagonal_mask(in_channels: int, filters: int, groups: int | tf.Tensor,
 
     Input channel ``i`` and filter ``j`` are connected when ``i // (in_channels / groups) ==
     j // (filters / groups)``: the grouped convolution is the dense one with its kernel
-    multiplied by this mask. ``groups`` may be a scalar int32 tensor and must divide both.
+    multiplied by this mask.
+
+    Args:
+        in_channels: input channels of the convolution.
+        filters: output channels.
+        groups: number of groups, an int or a scalar int32 tensor; must divide both counts.
+        dtype: dtype of the mask, that of the kernel it multiplies.
+
+    Returns:
+        The ``(in_channels, filters)`` mask.
     """
     in_group = tf.range(in_channels) // (in_channels // groups)
     out_group = tf.range(filters) // (filters // groups)
