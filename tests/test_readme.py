@@ -3,6 +3,9 @@
 import re
 from pathlib import Path
 
+import tflbnn  # noqa: F401  (selects Keras 2 first)
+import tensorflow as tf
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -21,6 +24,9 @@ def test_readme_quickstart_runs(tmp_path, monkeypatch):
                                '"limit_train": 512, "limit_test": 256}')
                 .replace("epochs=2", "epochs=1").replace("limit=500", "limit=200"))
     monkeypatch.chdir(tmp_path)
+    # After one epoch on 512 images many logits are near ties, so an unseeded run can miss the
+    # 99% parity threshold by one image in 200; a fixed seed keeps the check repeatable.
+    tf.keras.utils.set_random_seed(0)
     namespace: dict = {}
     exec(compile(code, str(README), "exec"), namespace)
     report = namespace["report"]
