@@ -20,9 +20,10 @@ the MobileNets, ``SUPERNET_EPOCHS`` per supernet step), small-input versions (28
   random group configurations at the same budget (``mobilenet_random_<k>``), same recipe.
 
 The budget is sized so that the whole benchmark (training, search, then deployment) runs in
-one sitting on two CPU cores (77 minutes measured, see benchmarks/logs/bnn_fashion_mnist.log):
-the models are compared with each other at equal, short training, not with the papers'
-accuracies.
+one sitting on two CPU cores, about two hours from nothing: the run logged in
+benchmarks/logs/bnn_fashion_mnist.log took 83 minutes with the ReActNet, Bi-Real and BiMLP
+runs reused from an earlier run, whose training stages had taken 34 minutes. The models are
+compared with each other at equal, short training, not with the papers' accuracies.
 
 Then each model is converted with ``tflbnn.converters.convert_model`` (coverage and parity
 checks), its LCE accuracy is measured on all 10,000 test images, its latency with the LCE
