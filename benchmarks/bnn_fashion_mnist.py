@@ -203,8 +203,7 @@ def mobilenet_runs(outcome, output_dir: Path) -> list[Run]:
     """
     model = dict(outcome.winner["model"])
     runs = [Run("mobilenet_searched", "binary MobileNet, searched groups", "mobilenet",
-                _from_scratch("mobilenet_searched", model, output_dir,
-                                              MOBILENET_EPOCHS))]
+                _from_scratch("mobilenet_searched", model, output_dir, MOBILENET_EPOCHS))]
     for index, candidate in enumerate(outcome.baseline[:RANDOM_CONFIGS]):
         name = f"mobilenet_random_{index}"
         runs.append(Run(name, f"binary MobileNet, random groups #{index}", "mobilenet",
@@ -228,7 +227,7 @@ def train(runs: list[Run]) -> dict[str, RunResult]:
 
 def _eligible_share(coverage: dict) -> float | None:
     """Share of the LCE-eligible binary MACs that run in ``LceBconv2d``."""
-    return coverage.get("eligible_converted_mac_share", coverage.get("converted_mac_share"))
+    return coverage["eligible_converted_mac_share"]
 
 
 def deploy(run: Run, result: RunResult, *, bench_runs: int) -> dict:
@@ -269,7 +268,7 @@ def deploy(run: Run, result: RunResult, *, bench_runs: int) -> dict:
 
 def _ineligible_share(coverage: dict) -> float:
     """Share of the binary MACs in layers LCE cannot run as binary kernels."""
-    return coverage.get("ineligible_mac_share", 0.0)
+    return coverage["ineligible_mac_share"]
 
 
 def _percent(value: float | None) -> str:
