@@ -44,6 +44,37 @@ def test_rprelu_matches_formula_and_starts_with_slope_quarter():
     np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
+def test_rprelu_gradient_takes_the_slope_at_the_kink():
+    """At ``x = gamma`` the gradient is beta (PReLU's ``x <= gamma`` branch), not 1 + beta."""
+    gamma = np.array([0.5, -1.25, 0.0], np.float32)
+    beta = np.array([0.25, -0.5, 2.0], np.float32)
+    zeta = np.array([0.125, 0.0, -1.0], np.float32)
+    # Rows: exactly at the kink, just above it, just below it (float32 steps of 2^-10 keep
+    # x - gamma exact, so "at" is exactly 0).
+    x = np.stack([gamma, gamma + 2.0**-10, gamma - 2.0**-10]).astype(np.float32)
+    upstream = np.array([[1.0, 2.0, -1.0], [0.5, 1.0, 3.0], [-2.0, 1.0, 0.25]], np.float32)
+    layer = RPReLU()
+    layer.build(x.shape)
+    layer.shift_in.assign(-gamma)
+    layer.slope.assign(beta)
+    layer.shift_out.assign(zeta)
+    x_tf = tf.constant(x)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x_tf)
+        loss = tf.reduce_sum(layer(x_tf) * upstream)
+    above = x > gamma
+    local = np.where(above, 1.0, beta)  # d f / d x; d f / d shift_in is the same
+    np.testing.assert_array_equal(local[0], beta)  # the kink row takes the x <= gamma branch
+    np.testing.assert_allclose(tape.gradient(loss, x_tf).numpy(), upstream * local, rtol=1e-6)
+    np.testing.assert_allclose(tape.gradient(loss, layer.shift_in).numpy(),
+                               (upstream * local).sum(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(tape.gradient(loss, layer.slope).numpy(),
+                               (upstream * np.where(above, 0.0, x - gamma)).sum(axis=0),
+                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(tape.gradient(loss, layer.shift_out).numpy(), upstream.sum(axis=0),
+                               rtol=1e-6)
+
+
 def test_learnable_bias_adds_per_channel():
     layer = LearnableBias()
     layer.build((None, 3))

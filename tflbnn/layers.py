@@ -65,7 +65,9 @@ class RSign(tf.keras.layers.Layer):
 class RPReLU(tf.keras.layers.Layer):
     r"""ReAct-PReLU: ``y = PReLU_beta(x - gamma) + zeta`` with per-channel gamma, beta, zeta.
 
-    ``f(x) = x - gamma + zeta`` if ``x > gamma`` else ``beta * (x - gamma) + zeta``.
+    ``f(x) = x - gamma + zeta`` if ``x > gamma`` else ``beta * (x - gamma) + zeta``; the
+    gradient to ``x`` is 1 above ``gamma`` and ``beta`` at and below it, as for PyTorch's PReLU
+    and the ReActNet paper (Liu et al., 2020), whose branch ``x <= gamma`` holds the kink.
 
     Args:
         slope_initializer: initial negative slope beta. The papers use PyTorch's PReLU default,
@@ -89,7 +91,10 @@ class RPReLU(tf.keras.layers.Layer):
 
     def call(self, inputs):
         shifted = inputs + self.shift_in
-        activated = tf.maximum(shifted, 0.0) + self.slope * tf.minimum(shifted, 0.0)
+        # relu's gradient at 0 is 0 and minimum's (at a tie) goes to `shifted`, so the kink takes
+        # the slope alone (beta); maximum + minimum would give both ties 1, i.e. 1 + beta. The
+        # values are max(s, 0) + beta * min(s, 0), which converters.n2uq_int8 reproduces.
+        activated = tf.nn.relu(shifted) + self.slope * tf.minimum(shifted, 0.0)
         return activated + self.shift_out
 
     def get_config(self):

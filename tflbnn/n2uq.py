@@ -194,7 +194,9 @@ class N2UQWeightQuantizer(lq.quantizers.Quantizer):
     * backward: straight-through on ``W / α_c``, i.e. ``dL/dW = dL/dW_q / α_c``, with no clip
       mask.
 
-    A channel whose weights are all zero has ``α_c = 0`` and gives NaN, as in the reference code.
+    A channel whose weights are all zero has ``α_c = 0``; it is divided by 1 instead, so its
+    quantized weights are 0 (the reference code gives NaN there) and its gradient is the plain
+    straight-through ``dL/dW_q``.
 
     Args:
         bits: weight bit width n, one of 2, 3, 4.
