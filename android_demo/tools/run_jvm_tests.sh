@@ -9,6 +9,8 @@
 # Usage: android_demo/tools/run_jvm_tests.sh [GOLDEN_DIR]
 #   GOLDEN_DIR: the files written by `tflbnn app-golden` (default: $TFLBNN_GOLDEN_DIR, else
 #   build/android-golden at the repository root). GoldenParityTest fails when it is missing.
+#   SidecarCasesTest reads the metadata schema cases in tests/data/sidecar_cases (repository
+#   root), which Python's tests use too.
 # Environment:
 #   ANDROID_JAR: an Android API 23 android.jar; when set, the core is also compiled against it
 #   (as the app build does) to prove it uses no newer Java API, and the app tests run. When
@@ -23,6 +25,8 @@ core_dir="$demo_dir/core"
 app_dir="$demo_dir/app"
 out_dir="$demo_dir/build/jvm"
 golden_dir="${1:-${TFLBNN_GOLDEN_DIR:-$repo_root/build/android-golden}}"
+# The metadata schema cases shared with Python's tests (SidecarCasesTest).
+sidecar_cases_dir="$repo_root/tests/data/sidecar_cases"
 junit_jar=/usr/share/java/junit4.jar
 # Debian's junit4 depends on libhamcrest-java; junit 4.13 needs hamcrest-core's classes.
 hamcrest_jar=/usr/share/java/hamcrest-core.jar
@@ -114,8 +118,9 @@ if [[ -n "${ANDROID_JAR:-}" ]]; then
 fi
 
 status=0
-echo "Running ${#test_classes[@]} test classes (golden files: $golden_dir)"
-java -Dtflbnn.golden.dir="$golden_dir" \
+echo "Running ${#test_classes[@]} test classes (golden files: $golden_dir; sidecar cases:" \
+    "$sidecar_cases_dir)"
+java -Dtflbnn.golden.dir="$golden_dir" -Dtflbnn.sidecar.cases.dir="$sidecar_cases_dir" \
     -cp "$out_dir/main:$out_dir/test:$core_dir/src/test/resources:$junit_jar:$hamcrest_jar" \
     org.junit.runner.JUnitCore "${test_classes[@]}" || status=$?
 

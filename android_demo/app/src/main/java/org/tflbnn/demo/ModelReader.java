@@ -6,6 +6,7 @@ import android.content.res.AssetManager;
 import org.tflbnn.demo.core.Classifier;
 import org.tflbnn.demo.core.InvalidModelException;
 import org.tflbnn.demo.core.MetadataException;
+import org.tflbnn.demo.core.ModelDigest;
 import org.tflbnn.demo.core.ModelMetadata;
 import org.tflbnn.demo.core.TfliteModel;
 
@@ -122,7 +123,8 @@ final class ModelReader {
      * @param metadataBytes its content, UTF-8
      * @return the checked model
      * @throws ModelLoadException naming the file: not a TFLite model, metadata that is not valid
-     *     tflbnn metadata, or metadata that does not fit the model
+     *     tflbnn metadata, metadata without the model's SHA-256 or with another one (a modified
+     *     model file, or the metadata of another model), or metadata that does not fit the model
      */
     static LoadedModel check(String modelName, byte[] modelBytes, String metadataName,
             byte[] metadataBytes) throws ModelLoadException {
@@ -144,6 +146,13 @@ final class ModelReader {
             metadata = ModelMetadata.parse(new String(metadataBytes, UTF_8));
         } catch (MetadataException invalid) {
             throw new ModelLoadException(metadataName + ": " + invalid.getMessage(), invalid);
+        }
+        try {
+            // Before anything trusts the bytes: a model with flipped weights still parses and
+            // runs, and would give wrong answers without a word.
+            ModelDigest.verify(modelName, modelBytes, metadataName, metadata);
+        } catch (InvalidModelException mismatch) {
+            throw new ModelLoadException(mismatch.getMessage(), mismatch);
         }
         try {
             Classifier.checkCompatible(tflite, metadata);

@@ -274,7 +274,8 @@ public class ClassifierSessionTest {
     public void metadataThatDoesNotFitIsAMessageNotACrash() throws Exception {
         // ModelReader rejects such a pair; the session still reports it rather than crashing.
         ModelMetadata three = new ModelMetadata("three", Arrays.asList("a", "b", "c"),
-                model.metadata().preprocessing(), Collections.<String, Object>emptyMap());
+                model.metadata().preprocessing(), Collections.<String, Object>emptyMap(),
+                model.metadata().modelSha256());
         LoadedModel mismatched = new LoadedModel("net.tflite", "three.json", model.bytes(),
                 model.tflite(), three);
         session.setModel(mismatched, 1);

@@ -17,6 +17,7 @@ import org.junit.Before;
 import org.junit.Test;
 import org.tflbnn.demo.core.InvalidModelException;
 import org.tflbnn.demo.core.MetadataException;
+import org.tflbnn.demo.core.ModelDigest;
 
 /**
  * What the app says about a picked or bundled model and metadata pair: files that are not a
@@ -30,20 +31,42 @@ public class ModelReaderTest {
 
     private byte[] model;
     private byte[] metadata;
+    /** The bundled model's SHA-256 (ModelDigestTest checks the digest on known vectors). */
+    private String modelSha256;
 
     @Before
     public void setUp() throws Exception {
         model = AppFiles.asset(ModelReader.ASSET_MODEL);
         metadata = AppFiles.asset(ModelReader.ASSET_METADATA);
+        modelSha256 = ModelDigest.sha256Hex(model);
     }
 
-    /** tflbnn metadata for a 28x28 grey input with the given labels, as a .json file's bytes. */
-    private static byte[] metadataJson(int height, String labels) {
+    /**
+     * tflbnn metadata for a 28x28 grey input with the given labels and the given model_sha256
+     * field (a JSON value, or null to leave the field out), as a .json file's bytes.
+     */
+    private static byte[] metadataJson(int height, String labels, String sha256Field) {
         return ("{\"format\": \"tflbnn-model-metadata\", \"version\": 1, \"name\": \"test\", "
                 + "\"labels\": [" + labels + "], \"preprocessing\": {\"height\": " + height
                 + ", \"width\": 28, \"channels\": 1, \"mean\": [0.5], \"std\": [0.25], "
                 + "\"center_crop\": 1.0, \"resize\": \"bilinear\", \"layout\": \"NHWC\", "
-                + "\"dtype\": \"float32\"}}").getBytes(UTF_8);
+                + "\"dtype\": \"float32\"}"
+                + (sha256Field == null ? "" : ", \"model_sha256\": " + sha256Field)
+                + "}").getBytes(UTF_8);
+    }
+
+    /** {@link #metadataJson(int, String, String)} recording the bundled model's digest. */
+    private byte[] metadataJson(int height, String labels) {
+        return metadataJson(height, labels, "\"" + modelSha256 + "\"");
+    }
+
+    /** The bundled model with 64 bytes inverted in the middle of the file (its weights). */
+    private byte[] modelWithFlippedWeights() {
+        byte[] flipped = model.clone();
+        for (int i = model.length / 2; i < model.length / 2 + 64; i++) {
+            flipped[i] ^= (byte) 0xff;
+        }
+        return flipped;
     }
 
     /** The message of the ModelLoadException that check throws; fails if it returns. */
@@ -177,8 +200,8 @@ public class ModelReaderTest {
 
     @Test
     public void jsonThatIsNotTflbnnMetadataIsNamed() {
-        assertEquals("labels.json: format must be \"tflbnn-model-metadata\" (not a tflbnn model "
-                + "metadata file), got no format field",
+        assertEquals("labels.json: format is missing: not a tflbnn model metadata file (it has "
+                + "no \"format\": \"tflbnn-model-metadata\")",
                 checkFails("net.tflite", model, "labels.json", "{\"labels\": [\"cat\"]}"
                         .getBytes(UTF_8)).getMessage());
     }
@@ -206,6 +229,91 @@ public class ModelReaderTest {
                 + "[1, 32, 28, 1] but the model expects [1, 28, 28, 1]",
                 checkFails("net.tflite", model, "net.json", metadataJson(32, TEN_LABELS))
                         .getMessage());
+    }
+
+    // --- the model's SHA-256 ---------------------------------------------------------------
+
+    @Test
+    public void bundledMetadataRecordsTheBundledModelsDigest() throws Exception {
+        LoadedModel loaded = AppFiles.bundledModel();
+        assertEquals(modelSha256, loaded.metadata().modelSha256());
+    }
+
+    @Test
+    public void modelWithFlippedWeightsIsRefusedBeforeUse() throws Exception {
+        byte[] flipped = modelWithFlippedWeights();
+        String actual = ModelDigest.sha256Hex(flipped);
+        ModelLoadException error = checkFails("model.tflite", flipped, "model.json", metadata);
+        // The flatbuffer still parses: without the digest the app would classify with it.
+        assertEquals(model.length, org.tflbnn.demo.core.TfliteModel.read(
+                java.nio.ByteBuffer.wrap(flipped)).sizeBytes());
+        assertEquals("model.tflite: SHA-256 " + actual + " does not match model.json "
+                + "model_sha256 " + modelSha256 + ": the model file was modified or belongs to "
+                + "other metadata; re-run tflbnn convert and copy the .tflite and .json it writes "
+                + "together", error.getMessage());
+        assertTrue(error.getCause() instanceof InvalidModelException);
+        // What the status line shows: the message as is.
+        assertEquals(error.getMessage(), ErrorMessages.describe(error));
+    }
+
+    @Test
+    public void bundledModelWithFlippedWeightsNamesTheAssets() {
+        try {
+            ModelReader.fromBundle(opening(new TrackedStream(modelWithFlippedWeights())),
+                    opening(new TrackedStream(metadata)));
+            fail("expected ModelLoadException");
+        } catch (ModelLoadException expected) {
+            assertTrue(expected.getMessage(), expected.getMessage().startsWith(
+                    "assets/model.tflite: SHA-256 "));
+            assertTrue(expected.getMessage(), expected.getMessage().contains(
+                    " does not match assets/model.json model_sha256 " + modelSha256));
+        }
+    }
+
+    @Test
+    public void metadataOfAnotherModelIsRefused() {
+        String other = ModelDigest.sha256Hex(new byte[] {1, 2, 3});
+        String message = checkFails("net.tflite", model, "net.json",
+                metadataJson(28, TEN_LABELS, "\"" + other + "\"")).getMessage();
+        assertEquals("net.tflite: SHA-256 " + modelSha256 + " does not match net.json "
+                + "model_sha256 " + other + ": the model file was modified or belongs to other "
+                + "metadata; re-run tflbnn convert and copy the .tflite and .json it writes "
+                + "together", message);
+    }
+
+    @Test
+    public void metadataWithoutADigestIsRefused() {
+        ModelLoadException error = checkFails("net.tflite", model, "net.json",
+                metadataJson(28, TEN_LABELS, null));
+        assertEquals("net.json: model_sha256 is missing, so nothing proves that net.tflite is "
+                + "the model it was written for; convert the model again with tflbnn convert "
+                + "(which records it) and copy both files it writes", error.getMessage());
+        assertTrue(error.getCause() instanceof InvalidModelException);
+    }
+
+    @Test
+    public void malformedDigestIsNamed() {
+        String upper = modelSha256.toUpperCase(java.util.Locale.ROOT);
+        assertEquals("net.json: model_sha256 must be 64 lowercase hex digits (the SHA-256 of the "
+                + ".tflite file), got the string \"" + upper + "\"",
+                checkFails("net.tflite", model, "net.json",
+                        metadataJson(28, TEN_LABELS, "\"" + upper + "\"")).getMessage());
+        assertEquals("net.json: model_sha256 must be a string, got 5",
+                checkFails("net.tflite", model, "net.json",
+                        metadataJson(28, TEN_LABELS, "5")).getMessage());
+    }
+
+    @Test
+    public void wrongStdInPickedMetadataIsNamed() {
+        byte[] zeroStd = new String(metadataJson(28, TEN_LABELS), UTF_8)
+                .replace("\"std\": [0.25]", "\"std\": [0]").getBytes(UTF_8);
+        assertEquals("net.json: preprocessing.std[0] must be > 0, got 0.0",
+                checkFails("net.tflite", model, "net.json", zeroStd).getMessage());
+        byte[] nanStd = new String(metadataJson(28, TEN_LABELS), UTF_8)
+                .replace("\"std\": [0.25]", "\"std\": [NaN]").getBytes(UTF_8);
+        String message = checkFails("net.tflite", model, "net.json", nanStd).getMessage();
+        assertTrue(message, message.startsWith("net.json: model metadata is not valid JSON: "));
+        assertTrue(message, message.contains("(in preprocessing.std[0]): NaN is not JSON"));
     }
 
     @Test

@@ -10,10 +10,17 @@ import java.util.Map;
  *
  * <p>Objects become {@link LinkedHashMap}{@code <String, Object>} (member order kept; a repeated
  * name keeps its last value, as Python's {@code json} does), arrays {@link ArrayList}{@code
- * <Object>}, every number a {@link Double}, strings {@link String}, {@code true}/{@code false}
- * {@link Boolean} and {@code null} Java {@code null}. Extensions that some writers emit
+ * <Object>}, strings {@link String}, {@code true}/{@code false} {@link Boolean} and {@code null}
+ * Java {@code null}. A number written without fraction or exponent that fits a long becomes a
+ * {@link Long}, every other number a {@link Double}: Python's {@code json} likewise reads
+ * {@code 28} as an int and {@code 28.0} as a float, and tflbnn's metadata schema tells the two
+ * apart (a {@code version} of {@code 1.0} is refused there). Extensions that some writers emit
  * ({@code NaN}, {@code Infinity}, comments, trailing commas, single quotes) are rejected, so a file
  * that parses here parses everywhere.
+ *
+ * <p>Errors name the character offset and, below the top level, the path of the value being read
+ * (e.g. {@code preprocessing.std[0]}), so a NaN that Python wrote into a file is reported at the
+ * field that holds it.
  */
 public final class Json {
     /** Deeper nesting than this is rejected instead of risking a StackOverflowError. */
@@ -21,6 +28,8 @@ public final class Json {
 
     private final String text;
     private int position;
+    /** Where the parser is: member names (String) and array indices (Integer), outermost first. */
+    private final List<Object> path = new ArrayList<Object>();
 
     private Json(String text) {
         this.text = text;
@@ -30,9 +39,9 @@ public final class Json {
      * Parses one JSON document.
      *
      * @param text the whole document; whitespace may surround the value, nothing else may
-     * @return the value: a LinkedHashMap, ArrayList, Double, String, Boolean or null
+     * @return the value: a LinkedHashMap, ArrayList, Long, Double, String, Boolean or null
      * @throws JsonException if the text is not exactly one valid JSON value; the message names
-     *     the character offset of the problem
+     *     the character offset of the problem and the path of the value where it was found
      * @throws NullPointerException if {@code text} is null
      */
     public static Object parse(String text) throws JsonException {
@@ -74,6 +83,7 @@ public final class Json {
                 if (c == '-' || (c >= '0' && c <= '9')) {
                     return readNumber();
                 }
+                rejectNonFiniteLiteral();
                 throw error("expected a value, found " + describeCurrent());
         }
     }
@@ -96,7 +106,9 @@ public final class Json {
             skipWhitespace();
             expect(':', "after the member name");
             skipWhitespace();
+            path.add(name);
             members.put(name, readValue(depth));
+            path.remove(path.size() - 1);
             skipWhitespace();
             char next = peek();
             if (next == ',') {
@@ -122,7 +134,9 @@ public final class Json {
         }
         while (true) {
             skipWhitespace();
+            path.add(Integer.valueOf(elements.size()));
             elements.add(readValue(depth));
+            path.remove(path.size() - 1);
             skipWhitespace();
             char next = peek();
             if (next == ',') {
@@ -143,7 +157,7 @@ public final class Json {
         StringBuilder out = new StringBuilder();
         while (true) {
             if (position >= text.length()) {
-                throw new JsonException("unterminated string", start);
+                throw new JsonException("unterminated string", start, pathText());
             }
             char c = text.charAt(position);
             if (c == '"') {
@@ -155,7 +169,7 @@ public final class Json {
             }
             if (c == '\\') {
                 if (position + 1 >= text.length()) {
-                    throw new JsonException("unterminated string", start);
+                    throw new JsonException("unterminated string", start, pathText());
                 }
                 out.append(readEscape());
             } else {
@@ -192,7 +206,7 @@ public final class Json {
                 return readHexCodeUnit(start);
             default:
                 throw new JsonException("invalid escape '\\" + printable(c) + "' in a string",
-                        start);
+                        start, pathText());
         }
     }
 
@@ -202,13 +216,15 @@ public final class Json {
      */
     private char readHexCodeUnit(int escapeStart) throws JsonException {
         if (position + 4 > text.length()) {
-            throw new JsonException("\\u escape needs four hex digits", escapeStart);
+            throw new JsonException("\\u escape needs four hex digits", escapeStart,
+                    pathText());
         }
         int value = 0;
         for (int i = 0; i < 4; i++) {
             int digit = hexValue(text.charAt(position + i));
             if (digit < 0) {
-                throw new JsonException("\\u escape needs four hex digits", escapeStart);
+                throw new JsonException("\\u escape needs four hex digits", escapeStart,
+                        pathText());
             }
             value = value * 16 + digit;
         }
@@ -216,15 +232,19 @@ public final class Json {
         return (char) value;
     }
 
-    private Double readNumber() throws JsonException {
+    /** Reads a number: a Long when written as an integer that fits one, else a Double. */
+    private Object readNumber() throws JsonException {
         int start = position;
+        boolean integer = true;
         if (peek() == '-') {
             position++;
+            rejectNonFiniteLiteral();
         }
         if (peek() == '0') {
             position++;
             if (isDigit(peek())) {
-                throw new JsonException("leading zeros are not allowed in a number", start);
+                throw new JsonException("leading zeros are not allowed in a number", start,
+                        pathText());
             }
         } else if (isDigit(peek())) {
             skipDigits();
@@ -232,6 +252,7 @@ public final class Json {
             throw error("expected a digit in a number, found " + describeCurrent());
         }
         if (peek() == '.') {
+            integer = false;
             position++;
             if (!isDigit(peek())) {
                 throw error("expected a digit after the decimal point, found "
@@ -240,6 +261,7 @@ public final class Json {
             skipDigits();
         }
         if (peek() == 'e' || peek() == 'E') {
+            integer = false;
             position++;
             if (peek() == '+' || peek() == '-') {
                 position++;
@@ -249,12 +271,33 @@ public final class Json {
             }
             skipDigits();
         }
-        double value = Double.parseDouble(text.substring(start, position));
+        String token = text.substring(start, position);
+        if (integer) {
+            try {
+                return Long.valueOf(Long.parseLong(token));
+            } catch (NumberFormatException beyondLong) {
+                // Too many digits for a long: kept as a double, like any other large number.
+            }
+        }
+        double value = Double.parseDouble(token);
         if (Double.isInfinite(value)) {
-            throw new JsonException("number " + text.substring(start, position)
-                    + " is out of the range of a double", start);
+            throw new JsonException("number " + token + " is out of the range of a double "
+                    + "(not a finite number)", start, pathText());
         }
         return Double.valueOf(value);
+    }
+
+    /**
+     * Fails with a clear message at a {@code NaN} or {@code Infinity} token (after an optional
+     * minus sign): Python's {@code json} writes them for non-finite floats, but they are not JSON.
+     */
+    private void rejectNonFiniteLiteral() throws JsonException {
+        for (String literal : new String[] {"NaN", "Infinity"}) {
+            if (text.startsWith(literal, position)) {
+                throw error(literal + " is not JSON; a value here must be a finite number "
+                        + "(JSON has no NaN or Infinity)");
+            }
+        }
     }
 
     private void readLiteral(String literal) throws JsonException {
@@ -333,6 +376,22 @@ public final class Json {
     }
 
     private JsonException error(String problem) {
-        return new JsonException(problem, position);
+        return new JsonException(problem, position, pathText());
+    }
+
+    /** The current path as tflbnn's messages write it, e.g. "preprocessing.std[0]"; "" at top. */
+    private String pathText() {
+        StringBuilder out = new StringBuilder();
+        for (Object segment : path) {
+            if (segment instanceof Integer) {
+                out.append('[').append(segment).append(']');
+            } else {
+                if (out.length() > 0) {
+                    out.append('.');
+                }
+                out.append(segment);
+            }
+        }
+        return out.toString();
     }
 }

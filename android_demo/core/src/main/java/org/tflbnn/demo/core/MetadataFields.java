@@ -5,7 +5,9 @@ import java.util.Map;
 
 /**
  * Typed reads of fields from a parsed JSON object, each failing with a {@link MetadataException}
- * that names the field by its path (e.g. {@code preprocessing.mean}).
+ * that names the field by its path (e.g. {@code preprocessing.mean}). The wording ("must be an
+ * integer", "must be a finite number", ...) is the one Python's {@code tflbnn.metadata} uses, so
+ * both sides give the same message for the same file (tests/data/sidecar_cases checks it).
  */
 final class MetadataFields {
     private MetadataFields() {
@@ -24,7 +26,7 @@ final class MetadataFields {
     @SuppressWarnings("unchecked")
     static Map<String, Object> asObject(Object value, String path) throws MetadataException {
         if (!(value instanceof Map)) {
-            throw new MetadataException(path + " must be a JSON object, got " + describe(value));
+            throw new MetadataException(path + " must be an object, got " + describe(value));
         }
         return (Map<String, Object>) value;
     }
@@ -33,24 +35,40 @@ final class MetadataFields {
     @SuppressWarnings("unchecked")
     static List<Object> asArray(Object value, String path) throws MetadataException {
         if (!(value instanceof List)) {
-            throw new MetadataException(path + " must be a JSON array, got " + describe(value));
+            throw new MetadataException(path + " must be an array, got " + describe(value));
         }
         return (List<Object>) value;
     }
 
-    /** A JSON number field; returns it as a double. */
+    /**
+     * A JSON number field (integer or not; never a boolean); returns it as a double. {@link Json}
+     * refuses NaN and Infinity, so the value is always finite.
+     */
     static double asNumber(Object value, String path) throws MetadataException {
-        if (!(value instanceof Double)) {
-            throw new MetadataException(path + " must be a number, got " + describe(value));
+        if (!(value instanceof Long || value instanceof Double)) {
+            throw new MetadataException(path + " must be a finite number, got "
+                    + describe(value));
         }
-        return ((Double) value).doubleValue();
+        return ((Number) value).doubleValue();
     }
 
-    /** A JSON number with no fractional part that fits an int; returns it. */
-    static int asInteger(Object value, String path) throws MetadataException {
-        double number = asNumber(value, path);
-        if (number != Math.rint(number) || Math.abs(number) > Integer.MAX_VALUE) {
+    /**
+     * A number written as a JSON integer: no fraction or exponent ({@code 28}, not {@code 28.0}),
+     * never a boolean; returns it.
+     */
+    static long asInteger(Object value, String path) throws MetadataException {
+        if (!(value instanceof Long)) {
             throw new MetadataException(path + " must be an integer, got " + describe(value));
+        }
+        return ((Long) value).longValue();
+    }
+
+    /** {@link #asInteger(Object, String)} within [min, max]; returns it. */
+    static int asInteger(Object value, String path, int min, int max) throws MetadataException {
+        long number = asInteger(value, path);
+        if (number < min || number > max) {
+            throw new MetadataException(path + " must be an integer in " + min + ".." + max
+                    + ", got " + number);
         }
         return (int) number;
     }
@@ -63,7 +81,10 @@ final class MetadataFields {
         return (String) value;
     }
 
-    /** A short description of a parsed JSON value for error messages. */
+    /**
+     * A short description of a parsed JSON value for error messages; numbers as parsed, so a
+     * {@code 1.0} in the file reads "1.0" (not "1", which would hide why it is not an integer).
+     */
     static String describe(Object value) {
         if (value == null) {
             return "null";
@@ -71,8 +92,8 @@ final class MetadataFields {
         if (value instanceof String) {
             return "the string \"" + value + "\"";
         }
-        if (value instanceof Double) {
-            return formatNumber(((Double) value).doubleValue());
+        if (value instanceof Boolean) {
+            return "the boolean " + value;
         }
         if (value instanceof Map) {
             return "an object";
@@ -81,13 +102,5 @@ final class MetadataFields {
             return "an array";
         }
         return String.valueOf(value);
-    }
-
-    /** A number as JSON would write it: integers without ".0". */
-    static String formatNumber(double number) {
-        if (number == Math.rint(number) && Math.abs(number) < 1e15) {
-            return String.valueOf((long) number);
-        }
-        return String.valueOf(number);
     }
 }

@@ -11,8 +11,11 @@ import java.util.Map;
  */
 public final class Preprocessing {
     private static final String PATH = "preprocessing";
-    /** Inputs must fit one Java array (and a direct buffer of 4 bytes per float). */
-    private static final int MAX_INPUT_LENGTH = Integer.MAX_VALUE / 4;
+    /**
+     * The largest height or width, as in Python's schema. 8192 x 8192 x 3 floats (805 MB) still
+     * fit one Java array and one direct buffer; a larger side is a typo, not a model.
+     */
+    public static final int MAX_SIDE = 8192;
 
     private final int height;
     private final int width;
@@ -22,8 +25,8 @@ public final class Preprocessing {
     private final double centerCrop;
 
     /**
-     * @param height model input height in pixels, positive
-     * @param width model input width in pixels, positive
+     * @param height model input height in pixels, 1..{@value #MAX_SIDE}
+     * @param width model input width in pixels, 1..{@value #MAX_SIDE}
      * @param channels 1 (grey) or 3 (RGB)
      * @param mean per-channel mean in [0, 1] pixel units, one value per channel (copied)
      * @param std per-channel standard deviation in [0, 1] pixel units, each positive (copied)
@@ -34,16 +37,12 @@ public final class Preprocessing {
      */
     public Preprocessing(int height, int width, int channels, double[] mean, double[] std,
                          double centerCrop) {
-        if (height <= 0 || width <= 0) {
-            throw new IllegalArgumentException("height and width must be positive, got "
-                    + height + "x" + width);
+        if (height < 1 || width < 1 || height > MAX_SIDE || width > MAX_SIDE) {
+            throw new IllegalArgumentException("height and width must be in 1.." + MAX_SIDE
+                    + ", got " + height + "x" + width);
         }
         if (channels != 1 && channels != 3) {
             throw new IllegalArgumentException("channels must be 1 or 3, got " + channels);
-        }
-        if ((long) height * width * channels > MAX_INPUT_LENGTH) {
-            throw new IllegalArgumentException("an input of " + height + "x" + width + "x"
-                    + channels + " floats is too large (at most " + MAX_INPUT_LENGTH + ")");
         }
         if (mean.length != channels || std.length != channels) {
             throw new IllegalArgumentException("mean and std need " + channels
@@ -71,10 +70,11 @@ public final class Preprocessing {
     }
 
     /**
-     * Reads and validates the {@code preprocessing} object of {@code model.json}, with the rules
-     * of Python's {@code Preprocessing}: height and width positive integers, channels 1 or 3,
-     * mean and std one number per channel, std positive, center_crop in (0, 1] (1.0 when absent),
-     * and the optional resize, layout and dtype fields exactly "bilinear", "NHWC", "float32".
+     * Reads and validates the {@code preprocessing} object of {@code model.json} with the rules
+     * of Python's schema ({@code tflbnn.metadata}): height and width JSON integers in
+     * 1..{@value #MAX_SIDE}, channels 1 or 3, mean and std one finite number per channel, every
+     * std above 0, center_crop in (0, 1] (1.0 when absent), and the optional resize, layout and
+     * dtype fields exactly "bilinear", "NHWC", "float32".
      *
      * @param fields the parsed JSON object (as {@link Json#parse} returns it)
      * @return the preprocessing it describes
@@ -83,26 +83,22 @@ public final class Preprocessing {
      */
     public static Preprocessing fromMap(Map<String, Object> fields) throws MetadataException {
         if (fields == null) {
-            throw new MetadataException(PATH + " must be a JSON object, got null");
+            throw new MetadataException(PATH + " must be an object, got null");
         }
-        int height = positiveInteger(fields, "height");
-        int width = positiveInteger(fields, "width");
-        int channels = MetadataFields.asInteger(
-                MetadataFields.require(fields, "channels", PATH + ".channels"),
-                PATH + ".channels");
+        int height = side(fields, "height");
+        int width = side(fields, "width");
+        String channelsPath = PATH + ".channels";
+        long channels = MetadataFields.asInteger(
+                MetadataFields.require(fields, "channels", channelsPath), channelsPath);
         if (channels != 1 && channels != 3) {
-            throw new MetadataException(PATH + ".channels must be 1 or 3, got " + channels);
+            throw new MetadataException(channelsPath + " must be 1 or 3, got " + channels);
         }
-        if ((long) height * width * channels > MAX_INPUT_LENGTH) {
-            throw new MetadataException(PATH + ".height and width give an input of " + height
-                    + "x" + width + "x" + channels + " floats, more than " + MAX_INPUT_LENGTH);
-        }
-        double[] mean = perChannel(fields, "mean", channels);
-        double[] std = perChannel(fields, "std", channels);
+        double[] mean = perChannel(fields, "mean", (int) channels);
+        double[] std = perChannel(fields, "std", (int) channels);
         for (int c = 0; c < channels; c++) {
             if (!(std[c] > 0)) {
-                throw new MetadataException(PATH + ".std[" + c + "] must be positive, got "
-                        + MetadataFields.formatNumber(std[c]));
+                throw new MetadataException(PATH + ".std[" + c + "] must be > 0, got "
+                        + std[c]);
             }
         }
         double centerCrop = 1.0;
@@ -110,23 +106,19 @@ public final class Preprocessing {
             centerCrop = MetadataFields.asNumber(fields.get("center_crop"), PATH + ".center_crop");
             if (!(centerCrop > 0 && centerCrop <= 1)) {
                 throw new MetadataException(PATH + ".center_crop must be in (0, 1], got "
-                        + MetadataFields.formatNumber(centerCrop));
+                        + centerCrop);
             }
         }
         requireFixed(fields, "resize", "bilinear", "the only resize method the app implements");
         requireFixed(fields, "layout", "NHWC", "the only layout the app implements");
         requireFixed(fields, "dtype", "float32", "the only input type the app implements");
-        return new Preprocessing(height, width, channels, mean, std, centerCrop);
+        return new Preprocessing(height, width, (int) channels, mean, std, centerCrop);
     }
 
-    private static int positiveInteger(Map<String, Object> fields, String key)
-            throws MetadataException {
+    private static int side(Map<String, Object> fields, String key) throws MetadataException {
         String path = PATH + "." + key;
-        int value = MetadataFields.asInteger(MetadataFields.require(fields, key, path), path);
-        if (value <= 0) {
-            throw new MetadataException(path + " must be a positive integer, got " + value);
-        }
-        return value;
+        return MetadataFields.asInteger(MetadataFields.require(fields, key, path), path, 1,
+                MAX_SIDE);
     }
 
     private static double[] perChannel(Map<String, Object> fields, String key, int channels)

@@ -56,7 +56,7 @@ public class ClassifierTest {
         Arrays.fill(ones, 1.0);
         return new ModelMetadata("test", labels,
                 new Preprocessing(height, width, channels, zeros, ones, 1.0),
-                Collections.<String, Object>emptyMap());
+                Collections.<String, Object>emptyMap(), null);
     }
 
     @Test

@@ -23,10 +23,22 @@ public class JsonTest {
     }
 
     @Test
-    public void parsesEveryNumberFormAsDouble() throws JsonException {
-        assertEquals(Double.valueOf(0), Json.parse("0"));
-        assertEquals(Double.valueOf(-0.0), Json.parse("-0"));
-        assertEquals(Double.valueOf(42), Json.parse("42"));
+    public void integersAreLongsLikePythonsInts() throws JsonException {
+        assertEquals(Long.valueOf(0), Json.parse("0"));
+        assertEquals(Long.valueOf(0), Json.parse("-0"));
+        assertEquals(Long.valueOf(42), Json.parse("42"));
+        assertEquals(Long.valueOf(-7), Json.parse("-7"));
+        assertEquals(Long.valueOf(Long.MAX_VALUE), Json.parse("9223372036854775807"));
+        assertEquals(Long.valueOf(Long.MIN_VALUE), Json.parse("-9223372036854775808"));
+        // Beyond a long: a double, like any other number that is not a plain integer.
+        assertEquals(Double.valueOf(9.223372036854775808e18), Json.parse("9223372036854775808"));
+    }
+
+    @Test
+    public void numbersWithFractionOrExponentAreDoublesLikePythonsFloats() throws JsonException {
+        assertEquals(Double.valueOf(1), Json.parse("1.0"));
+        assertEquals(Double.valueOf(100), Json.parse("1e2"));
+        assertEquals(Double.valueOf(-0.0), Json.parse("-0.0"));
         assertEquals(Double.valueOf(-7.25), Json.parse("-7.25"));
         assertEquals(Double.valueOf(1500), Json.parse("1.5e3"));
         assertEquals(Double.valueOf(1500), Json.parse("1.5E+3"));
@@ -37,7 +49,7 @@ public class JsonTest {
 
     @Test
     public void surroundingWhitespaceIsAllowed() throws JsonException {
-        assertEquals(Double.valueOf(1), Json.parse(" \t\r\n1\n "));
+        assertEquals(Long.valueOf(1), Json.parse(" \t\r\n1\n "));
     }
 
     @Test
@@ -49,7 +61,7 @@ public class JsonTest {
         inner.put("d", Arrays.<Object>asList(Boolean.TRUE, Boolean.FALSE,
                 new ArrayList<Object>()));
         Map<String, Object> expected = new LinkedHashMap<String, Object>();
-        expected.put("b", Arrays.<Object>asList(1.0, inner, "x"));
+        expected.put("b", Arrays.<Object>asList(1L, inner, "x"));
         expected.put("a", new LinkedHashMap<String, Object>());
         assertEquals(expected, parsed);
         assertTrue(parsed instanceof LinkedHashMap);
@@ -62,7 +74,7 @@ public class JsonTest {
     public void repeatedNameKeepsTheLastValueLikePython() throws JsonException {
         Map<?, ?> parsed = (Map<?, ?>) Json.parse("{\"k\": 1, \"k\": 2}");
         assertEquals(1, parsed.size());
-        assertEquals(2.0, parsed.get("k"));
+        assertEquals(2L, parsed.get("k"));
     }
 
     @Test
@@ -112,8 +124,44 @@ public class JsonTest {
         assertInvalid("1e", 2, "exponent");
         assertInvalid("-", 1, "expected a digit");
         assertInvalid("1e400", 0, "out of the range");
-        assertInvalid("NaN", 0, "expected a value");
-        assertInvalid("-Infinity", 1, "expected a digit");
+        assertInvalid("-1e400", 0, "not a finite number");
+    }
+
+    @Test
+    public void nanAndInfinityAreNotJson() {
+        // Python's json.dumps writes these for non-finite floats unless allow_nan=False.
+        assertInvalid("NaN", 0, "NaN is not JSON; a value here must be a finite number");
+        assertInvalid("Infinity", 0, "Infinity is not JSON");
+        assertInvalid("-Infinity", 1, "Infinity is not JSON");
+        assertInvalid("[0.5, NaN]", 6, "NaN is not JSON");
+    }
+
+    @Test
+    public void errorsNameThePathOfTheValue() {
+        assertInvalid("{\"preprocessing\": {\"std\": [0.25, NaN]}}", 33,
+                "(in preprocessing.std[1]): NaN is not JSON");
+        assertInvalid("{\"extra\": {\"accuracy\": -Infinity}}", 24,
+                "(in extra.accuracy): Infinity is not JSON");
+        assertInvalid("[[1], [2, 3, 01]]", 13, "(in [1][2]): leading zeros");
+        assertInvalid("{\"a\": [\"x\", \"\\q\"]}", 13, "(in a[1]): invalid escape");
+        // A broken member name is inside the object, not inside a member.
+        assertInvalid("{\"a\": {\"b\": 1, c: 2}}", 15, "(in a): expected a member name");
+        // After a complete member the path is the object's again.
+        assertInvalid("{\"a\": 1, \"b\": [true] x}", 21, "offset 21: expected ',' or '}'");
+        try {
+            Json.parse("{\"a\": [1, {\"b\": tru}]}");
+            fail("parsed an invalid literal");
+        } catch (JsonException error) {
+            assertEquals("a[1].b", error.path());
+        }
+        try {
+            Json.parse("[1 2]");
+            fail("parsed a missing comma");
+        } catch (JsonException error) {
+            assertEquals("", error.path());
+            assertEquals("invalid JSON at offset 3: expected ',' or ']' after an array element, "
+                    + "found '2'", error.getMessage());
+        }
     }
 
     @Test

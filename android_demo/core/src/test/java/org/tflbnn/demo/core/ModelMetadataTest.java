@@ -89,13 +89,15 @@ public class ModelMetadataTest {
     public void wrongOrMissingFormatIsNamed() {
         assertError(document("\"format\": \"other\", \"version\": 1", LABELS, PREPROCESSING),
                 "format must be \"tflbnn-model-metadata\"");
-        assertError(document("\"version\": 1", LABELS, PREPROCESSING), "no format field");
+        assertError(document("\"version\": 1", LABELS, PREPROCESSING),
+                "format is missing: not a tflbnn model metadata file");
     }
 
     @Test
     public void newerVersionSaysANewerTflbnnWroteIt() {
         assertError(document("\"format\": \"tflbnn-model-metadata\", \"version\": 2", LABELS,
-                PREPROCESSING), "version 2: this model.json was written by a newer tflbnn");
+                PREPROCESSING),
+                "version must be 1, got 2: this model.json was written by a newer tflbnn");
     }
 
     @Test
@@ -103,7 +105,7 @@ public class ModelMetadataTest {
         assertError(document("\"format\": \"tflbnn-model-metadata\"", LABELS, PREPROCESSING),
                 "version is missing");
         assertError(document("\"format\": \"tflbnn-model-metadata\", \"version\": \"1\"",
-                LABELS, PREPROCESSING), "version must be a number");
+                LABELS, PREPROCESSING), "version must be an integer, got the string \"1\"");
         assertError(document("\"format\": \"tflbnn-model-metadata\", \"version\": 0", LABELS,
                 PREPROCESSING), "version must be 1, got 0");
     }
@@ -114,9 +116,131 @@ public class ModelMetadataTest {
         assertError(document(head, "\"other\": 1", PREPROCESSING), "labels is missing");
         assertError(document(head, "\"labels\": []", PREPROCESSING), "labels must not be empty");
         assertError(document(head, "\"labels\": \"cat\"", PREPROCESSING),
-                "labels must be a JSON array");
+                "labels must be an array, got the string \"cat\"");
         assertError(document(head, "\"labels\": [\"cat\", 7]", PREPROCESSING),
                 "labels[1] must be a string, got 7");
+    }
+
+    @Test
+    public void emptyAndRepeatedLabelsAreNamed() throws MetadataException {
+        String head = "\"format\": \"tflbnn-model-metadata\", \"version\": 1";
+        assertError(document(head, "\"labels\": [\"cat\", \"\"]", PREPROCESSING),
+                "labels[1] must not be empty");
+        // The later copy is named, with the index of the first.
+        assertError(document(head, "\"labels\": [\"cat\", \"dog\", \"cat\"]", PREPROCESSING),
+                "labels[2] \"cat\" is a duplicate of labels[0]: class names must be unique");
+        // Names differing only in case are different names (Python compares them the same way).
+        assertEquals(Arrays.asList("cat", "Cat"), ModelMetadata.parse(document(head,
+                "\"labels\": [\"cat\", \"Cat\"]", PREPROCESSING)).labels());
+    }
+
+    @Test
+    public void integersWrittenAsFloatsOrBooleansAreRefused() {
+        String head = "\"format\": \"tflbnn-model-metadata\", \"version\": ";
+        // Python's json reads 1.0 as a float, which its schema refuses; the app does the same.
+        assertError(document(head + "1.0", LABELS, PREPROCESSING),
+                "version must be an integer, got 1.0");
+        assertError(document(head + "true", LABELS, PREPROCESSING),
+                "version must be an integer, got the boolean true");
+        assertError(withPreprocessing(PREPROCESSING.replace("\"height\": 32",
+                "\"height\": 32.0")), "preprocessing.height must be an integer, got 32.0");
+        assertError(withPreprocessing(PREPROCESSING.replace("\"width\": 24",
+                "\"width\": 2.4e1")), "preprocessing.width must be an integer, got 24.0");
+        assertError(withPreprocessing(PREPROCESSING.replace("\"height\": 32",
+                "\"height\": false")), "preprocessing.height must be an integer, got the boolean");
+        assertError(withPreprocessing(PREPROCESSING.replace("\"channels\": 3",
+                "\"channels\": 3.0")), "preprocessing.channels must be an integer, got 3.0");
+        assertError(withPreprocessing(PREPROCESSING.replace("[0.5, 0.5, 0.25]",
+                "[0.5, true, 0.25]")), "preprocessing.std[1] must be a finite number, got the "
+                + "boolean true");
+    }
+
+    @Test
+    public void sidesUpTo8192AreAccepted() throws MetadataException {
+        Preprocessing p = ModelMetadata.parse(withPreprocessing(PREPROCESSING
+                .replace("\"height\": 32", "\"height\": 8192")
+                .replace("\"width\": 24", "\"width\": 1"))).preprocessing();
+        assertArrayEquals(new int[] {8192, 1, 3}, p.inputShape());
+        assertError(withPreprocessing(PREPROCESSING.replace("\"width\": 24", "\"width\": 8193")),
+                "preprocessing.width must be an integer in 1..8192, got 8193");
+        assertError(withPreprocessing(PREPROCESSING.replace("\"width\": 24",
+                "\"width\": 99999999999999999999")), "preprocessing.width must be an integer");
+    }
+
+    @Test
+    public void nanOrInfinityAnywhereIsRefusedNamingTheField() {
+        assertError(withPreprocessing(PREPROCESSING.replace("[0.5, 0.5, 0.25]",
+                "[NaN, 0.5, 0.25]")), "model metadata is not valid JSON: invalid JSON at offset");
+        assertError(withPreprocessing(PREPROCESSING.replace("[0.5, 0.5, 0.25]",
+                "[NaN, 0.5, 0.25]")), "(in preprocessing.std[0]): NaN is not JSON; a value here "
+                + "must be a finite number");
+        assertError(withPreprocessing(PREPROCESSING.replace("[0.5, 0.25, 0.125]",
+                "[0.5, -Infinity, 0.125]")), "(in preprocessing.mean[1]): Infinity is not JSON");
+        assertError(withPreprocessing(PREPROCESSING.replace("0.875", "Infinity")),
+                "(in preprocessing.center_crop): Infinity is not JSON");
+        assertError(withPreprocessing(PREPROCESSING).replace("{\"x\": null}", "{\"x\": NaN}"),
+                "(in extra.nested[1].x): NaN is not JSON");
+        assertError(withPreprocessing(PREPROCESSING.replace("0.875", "1e999")),
+                "(in preprocessing.center_crop): number 1e999 is out of the range of a double "
+                + "(not a finite number)");
+    }
+
+    @Test
+    public void floatTwinMustBeABareFileName() throws MetadataException {
+        String valid = withPreprocessing(PREPROCESSING);
+        String twin = "\"extra\": {\"conversion\": {\"float_twin\": %s}}";
+        String base = valid.replace("\"extra\": {\"nested\": [1, {\"x\": null}]}", "%s");
+        ModelMetadata metadata = ModelMetadata.parse(String.format(base,
+                String.format(twin, "\"model.float.tflite\"")));
+        assertEquals("model.float.tflite",
+                ((Map<?, ?>) metadata.extra().get("conversion")).get("float_twin"));
+        for (String bad : new String[] {"\"../x.tflite\"", "\"/etc/passwd\"", "\"a/b.tflite\"",
+                "\"a\\\\b.tflite\"", "\"..\"", "\".\"", "\"\""}) {
+            assertError(String.format(base, String.format(twin, bad)),
+                    "extra.conversion.float_twin must be a bare file name in the model's folder");
+        }
+        assertError(String.format(base, String.format(twin, "7")),
+                "extra.conversion.float_twin must be a string, got 7");
+        // No float twin: absent or null.
+        ModelMetadata.parse(String.format(base, String.format(twin, "null")));
+        ModelMetadata.parse(String.format(base, "\"extra\": {\"conversion\": {}}"));
+        assertError(String.format(base, "\"extra\": {\"conversion\": \"lce\"}"),
+                "extra.conversion must be an object, got the string \"lce\"");
+    }
+
+    @Test
+    public void floatTwinDigestMustBeASha256() throws MetadataException {
+        String valid = withPreprocessing(PREPROCESSING);
+        String base = valid.replace("\"extra\": {\"nested\": [1, {\"x\": null}]}",
+                "\"extra\": {\"conversion\": {\"float_twin_sha256\": %s}}");
+        ModelMetadata.parse(String.format(base,
+                "\"043db5f26ee84aa577d0dd024fd9e5b262ea13b56d7a1faa219ca71a60e7869a\""));
+        ModelMetadata.parse(String.format(base, "null"));
+        assertError(String.format(base, "\"abc123\""), "extra.conversion.float_twin_sha256 must "
+                + "be 64 lowercase hex digits (the SHA-256 of the float twin), got the string "
+                + "\"abc123\"");
+        assertError(String.format(base, "1"),
+                "extra.conversion.float_twin_sha256 must be a string, got 1");
+    }
+
+    @Test
+    public void modelSha256IsReadAndItsFormChecked() throws MetadataException {
+        String digest = "3859689938ed6652973d654a2d7ec0519349942dd7fb257f6f7f64af0bc3aa8c";
+        String valid = withPreprocessing(PREPROCESSING);
+        String with = valid.substring(0, valid.length() - 1) + ", \"model_sha256\": %s}";
+        assertEquals(digest, ModelMetadata.parse(String.format(with, "\"" + digest + "\""))
+                .modelSha256());
+        // Optional in the schema (a .keras sidecar has none); ModelDigest.verify requires it.
+        assertEquals(null, ModelMetadata.parse(valid).modelSha256());
+        String[] bad = {digest.toUpperCase(java.util.Locale.ROOT), digest.substring(1),
+            digest + "0", digest.replace('c', 'g'), "", "sha256:" + digest.substring(7)};
+        for (String value : bad) {
+            assertError(String.format(with, "\"" + value + "\""), "model_sha256 must be 64 "
+                    + "lowercase hex digits (the SHA-256 of the .tflite file), got the string \""
+                    + value + "\"");
+        }
+        assertError(String.format(with, "123"), "model_sha256 must be a string, got 123");
+        assertError(String.format(with, "null"), "model_sha256 must be a string, got null");
     }
 
     @Test
@@ -132,16 +256,16 @@ public class ModelMetadataTest {
     @Test
     public void invalidSizesAreNamed() {
         assertError(withPreprocessing(PREPROCESSING.replace("\"height\": 32", "\"height\": 0")),
-                "preprocessing.height must be a positive integer, got 0");
+                "preprocessing.height must be an integer in 1..8192, got 0");
         assertError(withPreprocessing(PREPROCESSING.replace("\"width\": 24", "\"width\": -3")),
-                "preprocessing.width must be a positive integer, got -3");
+                "preprocessing.width must be an integer in 1..8192, got -3");
         assertError(withPreprocessing(PREPROCESSING.replace("\"height\": 32", "\"height\": 2.5")),
                 "preprocessing.height must be an integer, got 2.5");
         assertError(withPreprocessing(PREPROCESSING.replace("\"width\": 24", "\"width\": \"24\"")),
-                "preprocessing.width must be a number");
+                "preprocessing.width must be an integer, got the string \"24\"");
         assertError(withPreprocessing(PREPROCESSING.replace("\"height\": 32",
                 "\"height\": 100000").replace("\"width\": 24", "\"width\": 100000")),
-                "preprocessing.height and width give an input of 100000x100000x3");
+                "preprocessing.height must be an integer in 1..8192, got 100000");
     }
 
     @Test
@@ -153,29 +277,29 @@ public class ModelMetadataTest {
         assertError(withPreprocessing(PREPROCESSING.replace("[0.5, 0.5, 0.25]", "[0.5, 0.5]")),
                 "preprocessing.std needs 3 values (one per channel), got 2");
         assertError(withPreprocessing(PREPROCESSING.replace("[0.5, 0.25, 0.125]", "0.5")),
-                "preprocessing.mean must be a JSON array");
+                "preprocessing.mean must be an array, got 0.5");
         assertError(withPreprocessing(PREPROCESSING.replace("[0.5, 0.25, 0.125]",
-                "[0.5, null, 0.125]")), "preprocessing.mean[1] must be a number, got null");
+                "[0.5, null, 0.125]")), "preprocessing.mean[1] must be a finite number, got null");
     }
 
     @Test
     public void nonPositiveStdIsNamed() {
         assertError(withPreprocessing(PREPROCESSING.replace("[0.5, 0.5, 0.25]", "[0.5, 0, 0.25]")),
-                "preprocessing.std[1] must be positive, got 0");
+                "preprocessing.std[1] must be > 0, got 0.0");
         assertError(withPreprocessing(PREPROCESSING.replace("[0.5, 0.5, 0.25]",
-                "[0.5, 0.5, -0.25]")), "preprocessing.std[2] must be positive, got -0.25");
+                "[0.5, 0.5, -0.25]")), "preprocessing.std[2] must be > 0, got -0.25");
     }
 
     @Test
     public void centerCropOutOfRangeIsNamed() {
         assertError(withPreprocessing(PREPROCESSING.replace("0.875", "0")),
-                "preprocessing.center_crop must be in (0, 1], got 0");
+                "preprocessing.center_crop must be in (0, 1], got 0.0");
         assertError(withPreprocessing(PREPROCESSING.replace("0.875", "1.5")),
                 "preprocessing.center_crop must be in (0, 1], got 1.5");
         assertError(withPreprocessing(PREPROCESSING.replace("0.875", "-0.5")),
                 "preprocessing.center_crop must be in (0, 1], got -0.5");
         assertError(withPreprocessing(PREPROCESSING.replace("0.875", "null")),
-                "preprocessing.center_crop must be a number, got null");
+                "preprocessing.center_crop must be a finite number, got null");
     }
 
     @Test
@@ -192,14 +316,14 @@ public class ModelMetadataTest {
 
     @Test
     public void otherShapesOfTheDocumentAreNamed() {
-        assertError("[1, 2]", "model metadata must be a JSON object, got an array");
+        assertError("[1, 2]", "model metadata must be an object, got an array");
         assertError("{\"format\": \"tflbnn-model-metadata\", \"version\": 1, " + LABELS
-                + ", \"preprocessing\": [1]}", "preprocessing must be a JSON object");
+                + ", \"preprocessing\": [1]}", "preprocessing must be an object, got an array");
         assertError(withPreprocessing(PREPROCESSING).replace("\"name\": \"tiny\"", "\"name\": 5"),
                 "name must be a string, got 5");
         assertError("{\"format\": \"tflbnn-model-metadata\", \"version\": 1, " + LABELS
                 + ", \"preprocessing\": {" + PREPROCESSING + "}, \"extra\": [1]}",
-                "extra must be a JSON object");
+                "extra must be an object, got an array");
     }
 
     @Test
@@ -212,7 +336,7 @@ public class ModelMetadataTest {
     public void fromMapValidatesLikeParse() throws JsonException {
         @SuppressWarnings("unchecked")
         Map<String, Object> fields = (Map<String, Object>) Json.parse("{" + PREPROCESSING + "}");
-        fields.put("channels", 1.0);
+        fields.put("channels", 1L);
         try {
             Preprocessing.fromMap(fields);
             fail("accepted 3 means for 1 channel");
@@ -225,8 +349,9 @@ public class ModelMetadataTest {
     @Test
     public void constructorRejectsInvalidValues() {
         double[] one = {0.5};
-        assertConstructorRejects(0, 1, 1, one, one, 1, "height and width must be positive");
-        assertConstructorRejects(1, 0, 1, one, one, 1, "height and width must be positive");
+        assertConstructorRejects(0, 1, 1, one, one, 1, "height and width must be in 1..8192");
+        assertConstructorRejects(1, 0, 1, one, one, 1, "height and width must be in 1..8192");
+        assertConstructorRejects(8193, 1, 1, one, one, 1, "height and width must be in 1..8192");
         assertConstructorRejects(1, 1, 2, one, one, 1, "channels must be 1 or 3");
         assertConstructorRejects(1, 1, 3, one, one, 1, "mean and std need 3 values");
         assertConstructorRejects(1, 1, 1, one, new double[] {0}, 1, "std must be positive");
@@ -237,6 +362,31 @@ public class ModelMetadataTest {
         assertConstructorRejects(1, 1, 1, one, one, 0, "center_crop must be in (0, 1]");
         assertConstructorRejects(1, 1, 1, one, one, 1.0001, "center_crop must be in (0, 1]");
         assertConstructorRejects(1, 1, 1, one, one, Double.NaN, "center_crop must be in (0, 1]");
+    }
+
+    @Test
+    public void metadataConstructorRejectsWhatParseRefuses() {
+        Preprocessing p = new Preprocessing(1, 1, 1, new double[] {0}, new double[] {1}, 1);
+        Map<String, Object> none = java.util.Collections.<String, Object>emptyMap();
+        String[][] cases = {
+            {"a", "", "labels[1] must not be empty"},
+            {"a", "a", "labels[1] \"a\" is a duplicate of labels[0]"},
+        };
+        for (String[] c : cases) {
+            try {
+                new ModelMetadata("m", Arrays.asList(c[0], c[1]), p, none, null);
+                fail("accepted labels " + c[0] + ", " + c[1]);
+            } catch (IllegalArgumentException error) {
+                assertTrue(error.getMessage(), error.getMessage().contains(c[2]));
+            }
+        }
+        try {
+            new ModelMetadata("m", Arrays.asList("a"), p, none, "ABC");
+            fail("accepted a malformed model_sha256");
+        } catch (IllegalArgumentException error) {
+            assertEquals("model_sha256 must be 64 lowercase hex digits, got \"ABC\"",
+                    error.getMessage());
+        }
     }
 
     @Test

@@ -42,12 +42,12 @@ final class TestResources {
         return out.toByteArray();
     }
 
-    /** A JSON array of numbers (as parsed by Json: Doubles) as ints, e.g. a tensor shape. */
+    /** A JSON array of numbers (as parsed by Json: Longs or Doubles) as ints, e.g. a shape. */
     static int[] ints(Object list) {
         List<?> values = (List<?>) list;
         int[] out = new int[values.size()];
         for (int i = 0; i < out.length; i++) {
-            out[i] = ((Double) values.get(i)).intValue();
+            out[i] = ((Number) values.get(i)).intValue();
         }
         return out;
     }

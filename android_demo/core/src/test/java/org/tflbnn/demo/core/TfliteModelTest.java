@@ -213,6 +213,6 @@ public class TfliteModelTest {
     }
 
     private static long number(Object value) {
-        return ((Double) value).longValue();
+        return ((Number) value).longValue();
     }
 }
