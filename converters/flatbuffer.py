@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import os
 import struct
 from pathlib import Path
@@ -19,12 +20,17 @@ from tflbnn import _backend  # noqa: F401
 from flatbuffers import flexbuffers
 from tensorflow.lite.python import schema_py_generated as schema
 
+from tflbnn.metadata import open_regular_file
+
 __all__ = [
     "TensorInfo",
     "OpInfo",
     "TFLiteModelInfo",
     "read_tflite",
+    "read_tflite_file",
     "load_tflite_bytes",
+    "MAX_TFLITE_BYTES",
+    "TFLiteFile",
     "LCE_BCONV",
     "LCE_QUANTIZE",
     "bconv_groups",
@@ -33,6 +39,11 @@ __all__ = [
 
 #: File identifier of the TFLite schema, at bytes 4..8 of every model.
 TFLITE_IDENTIFIER = b"TFL3"
+#: Largest ``.tflite`` file read: 2 GiB - 1 bytes, the most a FlatBuffer can address (its
+#: offsets are signed 32-bit), so anything larger cannot be a model and is refused unread.
+MAX_TFLITE_BYTES = 2**31 - 1
+_HEADER_BYTES = 8
+_READ_CHUNK = 1 << 20
 LCE_BCONV = "LceBconv2d"
 LCE_QUANTIZE = "LceQuantize"
 #: Custom ops registered by ``RegisterLCECustomOps``; a model using any needs the LCE interpreter.
@@ -47,7 +58,57 @@ _TYPE_NAMES = {value: name.lower() for name, value in vars(schema.TensorType).it
 # TFLite's Padding enum, as stored in LceBconv2d's options.
 _PADDING_NAMES = {0: "SAME", 1: "VALID"}
 
-Source = Union[bytes, bytearray, str, os.PathLike]
+
+
+@dataclasses.dataclass(frozen=True)
+class TFLiteFile:
+    """A ``.tflite`` file read by ``read_tflite_file``: its bytes and their SHA-256.
+
+    Attributes:
+        path: the file read.
+        data: its content (a TFLite flatbuffer by its file identifier).
+        sha256: SHA-256 of ``data``, 64 lowercase hex digits (as a sidecar's ``model_sha256``).
+    """
+
+    path: Path
+    data: bytes = dataclasses.field(repr=False)
+    sha256: str
+
+
+Source = Union[bytes, bytearray, str, os.PathLike, TFLiteFile]
+
+
+def read_tflite_file(path: str | os.PathLike) -> TFLiteFile:
+    """Read a ``.tflite`` file, checking before reading it whole that it can be one.
+
+    Order: a regular file (not a folder, device or pipe), at most ``MAX_TFLITE_BYTES``, and
+    the file identifier ``TFL3`` at bytes 4..8; only then is the rest read, hashed as it
+    streams in. A 2 GiB file of something else is refused after reading 8 bytes.
+
+    Args:
+        path: the ``.tflite`` file.
+
+    Returns:
+        A ``TFLiteFile``.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if it is not a regular file, too large, or not a TFLite model (named).
+    """
+    path = Path(path)
+    with open_regular_file(path, MAX_TFLITE_BYTES, "TFLite model") as handle:
+        header = handle.read(_HEADER_BYTES)
+        _check_identifier(header, str(path))
+        digest = hashlib.sha256(header)
+        chunks, size = [header], len(header)
+        while chunk := handle.read(_READ_CHUNK):
+            size += len(chunk)
+            if size > MAX_TFLITE_BYTES:  # grew after the size check
+                raise ValueError(f"{path}: more than the {MAX_TFLITE_BYTES} bytes a TFLite "
+                                 "model may have")
+            digest.update(chunk)
+            chunks.append(chunk)
+    return TFLiteFile(path=path, data=b"".join(chunks), sha256=digest.hexdigest())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,30 +216,30 @@ def grouped_bconvs(info: TFLiteModelInfo) -> list[OpInfo]:
 
 
 def load_tflite_bytes(source: Source, name: str | None = None) -> tuple[bytes, str]:
-    """Return ``(flatbuffer bytes, display name)`` from a path or from bytes.
+    """Return ``(flatbuffer bytes, display name)`` from a path, a ``TFLiteFile`` or bytes.
+
+    A path is read by ``read_tflite_file`` (size and file identifier checked first).
 
     Args:
-        source: a ``.tflite`` path or flatbuffer bytes.
+        source: a ``.tflite`` path, a ``TFLiteFile`` or flatbuffer bytes.
         name: display name for bytes in error messages (default ``"<bytes>"``).
 
     Raises:
         FileNotFoundError: if a path does not exist.
-        ValueError: if the bytes are not a TFLite model (names the file).
+        ValueError: if the data is not a TFLite model (names the file).
     """
+    if isinstance(source, TFLiteFile):
+        return source.data, name or str(source.path)
     if isinstance(source, (bytes, bytearray)):
         data, name = bytes(source), name or "<bytes>"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"TFLite model not found: {path}")
-        data, name = path.read_bytes(), str(path)
-    _check_identifier(data, name)
-    return data, name
+        _check_identifier(data, name)
+        return data, name
+    return read_tflite_file(source).data, str(source)
 
 
 def _check_identifier(data: bytes, name: str) -> None:
-    if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
-        found = data[4:8] if len(data) >= 8 else b""
+    if len(data) < _HEADER_BYTES or data[4:8] != TFLITE_IDENTIFIER:
+        found = data[4:8] if len(data) >= _HEADER_BYTES else b""
         raise ValueError(f"{name}: not a TFLite model (file identifier {found!r}, expected "
                          f"{TFLITE_IDENTIFIER!r})")
 
@@ -187,7 +248,7 @@ def read_tflite(source: Source, name: str | None = None) -> TFLiteModelInfo:
     """List the operators and I/O tensors of a TFLite flatbuffer.
 
     Args:
-        source: path to a ``.tflite`` file, or the flatbuffer bytes.
+        source: path to a ``.tflite`` file, a ``TFLiteFile``, or the flatbuffer bytes.
         name: display name for bytes in error messages (default ``"<bytes>"``).
 
     Returns:

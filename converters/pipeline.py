@@ -12,9 +12,13 @@
   losslessly (``store_int8_weights``), checked by ``check_int8_weights`` (every S3 layer int8)
   and ``check_int8_parity`` (bit-identical to the float twin, and parity with Keras).
 
-Nothing is written until the conversion has passed its checks, and the three files appear
-together: each is staged in a temporary folder next to the destination, then all are renamed
-into place; if anything fails, the staged files and any already renamed are removed.
+Nothing is written until the conversion has passed its checks (an output path that cannot be
+written is refused before the conversion starts), and the three files appear together: each is
+staged in a temporary folder next to the destination, then all are renamed into place under an
+exclusive lock on the folder (``write_files_together``), so concurrent conversions to the same
+path never leave a mixed set. The sidecar records the SHA-256 of the ``.tflite`` beside it
+(``model_sha256``) and of the float twin (``extra.conversion.float_twin_sha256``); every
+consumer of the model checks them.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from tflbnn import _backend  # noqa: F401
 import numpy as np
 import tensorflow as tf
 
-from tflbnn.metadata import ModelMetadata, sidecar_path, write_files_together
+from tflbnn.metadata import (ModelMetadata, check_writable_output, sha256_bytes, sidecar_path,
+                             write_files_together)
 from tflbnn.n2uq import N2UQActivationQuantizer, N2UQWeightQuantizer
 from tflbnn.profiling import flatten_layers, kernel_precision
 from tflbnn.shift import S3Conv2D, S3Dense, to_inference_model
@@ -175,6 +180,8 @@ class ConversionReport:
         weight_size: S3 path: file bytes, int8 weights and the ideal size in bits; else
             ``None``.
         calibration_images: N2UQ path: images used to calibrate the int8 model; else ``None``.
+        float_sha256: SHA-256 of the float twin written, ``None`` without one (the converted
+            model's own digest is the sidecar's ``model_sha256``).
     """
 
     model_name: str
@@ -193,6 +200,7 @@ class ConversionReport:
     int8_parity: Int8ParityReport | None = None
     weight_size: Int8WeightSize | None = None
     calibration_images: int | None = None
+    float_sha256: str | None = None
 
     def _int8_check_dict(self) -> dict[str, Any] | None:
         if self.int8_check is None:
@@ -211,6 +219,7 @@ class ConversionReport:
             "model_name": self.model_name,
             "tflite": Path(self.output).name,
             "float_twin": Path(self.float_output).name if self.float_output else None,
+            "float_twin_sha256": self.float_sha256,
             "lce_options": dict(self.lce_options) if self.kind == KIND_LCE else None,
             "coverage": self.coverage.as_dict() if self.coverage else None,
             "int8_check": self._int8_check_dict(),
@@ -475,8 +484,9 @@ def convert_model(
     Raises:
         ValueError: for a model with nothing to accelerate or mixed paths, a ``kind`` that
             does not match the model, an option the path does not take, metadata that does not
-            fit the model, an output path not ending in ``.tflite``, bad parity images, or an
-            N2UQ model without images to calibrate on.
+            fit the model, an output path not ending in ``.tflite`` or that cannot be written
+            (checked first), bad parity images, or an N2UQ model without images to calibrate
+            on.
         CoverageError: LCE path, when ``strict_coverage`` and an eligible binary layer stayed
             float.
         ParityError: when the converted model and Keras disagree beyond the thresholds (LCE,
@@ -488,6 +498,8 @@ def convert_model(
     output_path = Path(output_path)
     if output_path.suffix != ".tflite":
         raise ValueError(f"convert_model: output path must end in .tflite, got {output_path}")
+    # Refuse an unwritable destination before the (slow) conversion and checks, not after.
+    check_writable_output(output_path)
     detected = conversion_kind(model)
     if kind is not None and kind != detected:
         if kind not in CONVERSION_KINDS:
@@ -575,10 +587,12 @@ def convert_model(
         int8_parity=result.int8_parity,
         weight_size=result.weight_size,
         calibration_images=result.calibration_images,
+        float_sha256=(sha256_bytes(result.float_bytes) if float_output is not None else None),
     )
     files: dict[Path, bytes | ModelMetadata] = {output_path: result.flatbuffer}
     if float_output is not None:
         files[float_output] = result.float_bytes
-    files[metadata_output] = metadata.with_extra(**{METADATA_KEY: report.as_dict()})
+    files[metadata_output] = metadata.with_extra(
+        **{METADATA_KEY: report.as_dict()}).for_model(result.flatbuffer)
     write_files_together(files)
     return report

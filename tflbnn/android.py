@@ -36,7 +36,7 @@ from PIL import Image
 from tflbnn.classifier import TFLiteClassifier
 from tflbnn.converters import TFLiteModelInfo
 from tflbnn.data import IMAGENET_MEAN, IMAGENET_STD, load_fashion_mnist, load_image, preprocess
-from tflbnn.metadata import Preprocessing, write_files_together
+from tflbnn.metadata import Preprocessing, check_writable_output, write_files_together
 
 __all__ = [
     "APP_ASSETS",
@@ -75,8 +75,10 @@ def install_app_model(model_path: str | os.PathLike,
                       app_dir: str | os.PathLike = "android_demo") -> list[Path]:
     """Copy a converted model and its metadata into the demo app's assets.
 
-    The model is checked first: it must be a TFLite file with its ``.json`` sidecar next to it,
+    The model is checked before anything is installed: it must be a TFLite file with its
+    ``.json`` sidecar next to it, the sidecar's ``model_sha256`` must be the file's SHA-256,
     the two must agree (input shape, label count), and the LCE interpreter must run it once.
+    The bytes checked are the bytes installed.
     The three asset files (``model.tflite``, ``model.json``, ``labels.txt``) are replaced all
     together or not at all.
 
@@ -89,7 +91,7 @@ def install_app_model(model_path: str | os.PathLike,
 
     Raises:
         FileNotFoundError: if the model, its sidecar or the app folder is missing.
-        ValueError: if the model or metadata is invalid or they disagree.
+        ValueError: if the model or metadata is invalid, the digest differs, or they disagree.
     """
     app_dir = Path(app_dir)
     if not (app_dir / APP_MANIFEST).is_file():
@@ -177,10 +179,12 @@ def write_golden(out_dir: str | os.PathLike, model_path: str | os.PathLike,
 
     Raises:
         FileNotFoundError: for a missing model, sidecar or image.
-        ValueError: for an invalid model or image, no images at all, or an ``out_dir`` that
-            exists but is not a golden folder (it is never overwritten then).
+        ValueError: for an invalid model (or one its sidecar's ``model_sha256`` does not
+            match) or image, no images at all, or an ``out_dir`` that cannot be written or
+            exists but is not a golden folder (it is never overwritten then); these are
+            checked before any work. Errors name the given files, not the staged copies.
     """
-    out_dir = Path(out_dir)
+    out_dir = check_writable_output(out_dir, folder=True)
     if out_dir.exists() and not _is_golden_folder(out_dir):
         raise ValueError(f"{out_dir} exists and is not a golden folder (no {GOLDEN_FORMAT} "
                          "manifest.json); refusing to overwrite it")
@@ -219,20 +223,25 @@ def _fill_golden(folder: Path, classifier: TFLiteClassifier, images: list[Path],
                  fashion_mnist: int, num_threads: int) -> None:
     for sub in ("images", "decoded", "inputs"):
         (folder / sub).mkdir()
-    sources = _write_fashion_mnist_images(folder / "images", fashion_mnist)
+    # (decoded pixels, the copy in the golden folder). The user's files are decoded where they
+    # are, so an error names them and not the staging copy that is deleted with the folder.
+    sources = [(load_image(path), path)
+               for path in _write_fashion_mnist_images(folder / "images", fashion_mnist)]
     for image, name in zip(images, _unique_names(images)):
         if not image.is_file():
             raise FileNotFoundError(f"image file not found: {image}")
+        pixels = load_image(image)
         target = folder / "images" / f"{name}{image.suffix.lower()}"
         shutil.copyfile(image, target)
-        sources.append(target)
-    shutil.copyfile(classifier.path, folder / APP_MODEL_FILE)
-    shutil.copyfile(classifier.sidecar, folder / APP_METADATA_FILE)
+        sources.append((pixels, target))
+    # The verified bytes and metadata, not a second read of files that may have changed since.
+    (folder / APP_MODEL_FILE).write_bytes(classifier.flatbuffer)
+    (folder / APP_METADATA_FILE).write_bytes(
+        classifier.metadata.to_json_bytes(classifier.sidecar))
 
     rules = {_MODEL_CASE: classifier.metadata.preprocessing, **GOLDEN_PREPROCESSING}
     cases, model_inputs = [], []
-    for source in sources:
-        pixels = load_image(source)
+    for pixels, source in sources:
         decoded = Path("decoded") / f"{source.stem}.u8"
         (folder / decoded).write_bytes(pixels.tobytes())
         for rule_name, rule in rules.items():

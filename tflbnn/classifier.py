@@ -3,6 +3,11 @@
 ``TFLiteClassifier`` is what ``tflbnn classify`` runs, and the reference the Android demo's JVM
 logic is tested against (``tflbnn app-golden``): the same checks that a model and its metadata
 belong together, the same preprocessing, the same softmax and the same top-k order.
+
+``read_model_set`` is the one way the ``.tflite`` consumers (``classify``, ``bench``,
+``app-model``, ``app-golden``) read a converted model: the file and its sidecar are read under
+the folder's shared lock (so a concurrent ``convert`` cannot hand them a mixed set), and the
+sidecar's ``model_sha256`` must be the SHA-256 of the bytes read.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from tflbnn import _backend  # noqa: F401  (must come first)
 
 import numpy as np
 
-from tflbnn.converters import TFLiteModelInfo, read_tflite, run_lce
+from tflbnn.converters import METADATA_KEY, TFLiteModelInfo, read_tflite, run_lce
+from tflbnn.converters.flatbuffer import TFLiteFile, read_tflite_file
 from tflbnn.data import load_image, preprocess
-from tflbnn.metadata import ModelMetadata, sidecar_path
+from tflbnn.metadata import ModelMetadata, check_model_sha256, locked_folder, sidecar_path
 
-__all__ = ["Prediction", "TFLiteClassifier", "softmax_if_logits", "top_k"]
+__all__ = ["ModelSet", "Prediction", "TFLiteClassifier", "read_model_set", "softmax_if_logits",
+           "top_k"]
 
 # Outputs that are already a distribution (a model ending in softmax) must not be re-normalised.
 _PROBABILITY_TOLERANCE = 1e-3
@@ -85,31 +92,115 @@ def top_k(probabilities: Sequence[float], labels: Sequence[str], k: int) -> list
             for index in order]
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelSet:
+    """A ``.tflite`` and its sidecar, read together and checked to belong together.
+
+    Attributes:
+        model: the model file (bytes and SHA-256).
+        metadata: the sidecar's content; its ``model_sha256`` equals ``model.sha256``.
+        sidecar: the sidecar file.
+        float_twin: the float32 twin named by the sidecar, when asked for and recorded (its
+            SHA-256 checked against ``extra.conversion.float_twin_sha256``), else ``None``.
+        float_twin_note: why there is no float twin, or where it came from.
+    """
+
+    model: TFLiteFile
+    metadata: ModelMetadata
+    sidecar: Path
+    float_twin: TFLiteFile | None = None
+    float_twin_note: str = ""
+
+
+def read_model_set(model_path: str | os.PathLike, *, float_twin: bool = False) -> ModelSet:
+    """Read a converted ``.tflite`` and its sidecar, and check the sidecar's digest of it.
+
+    Both (and the float twin, if asked for) are read while holding the folder's shared lock,
+    which ``write_files_together`` takes exclusively to replace a set.
+
+    Args:
+        model_path: the ``.tflite``; its sidecar is ``sidecar_path(model_path)``.
+        float_twin: also read the float32 twin the sidecar names. It must be a file in the
+            model's own folder (a bare name, not a link leading out of it), whose SHA-256 the
+            sidecar records.
+
+    Returns:
+        A ``ModelSet``.
+
+    Raises:
+        FileNotFoundError: if the model or its sidecar is missing.
+        ValueError: if the model is not a TFLite file, the sidecar is invalid or lacks
+            ``model_sha256``, the digest differs (the model was modified or belongs to another
+            sidecar), or the float twin is outside the folder, missing its digest or modified;
+            every message names the files.
+    """
+    path = Path(model_path)
+    if not path.exists():
+        raise FileNotFoundError(f"model file not found: {path}")
+    folder = path.parent
+    with locked_folder(folder, exclusive=False):
+        model = read_tflite_file(path)
+        sidecar = sidecar_path(path)
+        if not sidecar.is_file():
+            raise FileNotFoundError(
+                f"no metadata {sidecar} next to {path}: a converted model needs the labels, "
+                "preprocessing and model_sha256 that 'tflbnn convert' writes there")
+        metadata = ModelMetadata.load(sidecar)
+        check_model_sha256(metadata, sidecar, path, model.sha256)
+        twin, note = (_read_float_twin(path, sidecar, metadata) if float_twin else (None, ""))
+    return ModelSet(model=model, metadata=metadata, sidecar=sidecar, float_twin=twin,
+                    float_twin_note=note)
+
+
+def _read_float_twin(model_path: Path, sidecar: Path, metadata: ModelMetadata
+                     ) -> tuple[TFLiteFile | None, str]:
+    conversion = metadata.extra.get(METADATA_KEY) or {}
+    name = conversion.get("float_twin")
+    field = f"{METADATA_KEY}.float_twin"
+    if not name:
+        return None, f"{sidecar} names no float twin (converted with --no-float-reference?)"
+    # The schema already refused folder parts; a link could still lead elsewhere.
+    twin = model_path.parent / name
+    if os.path.lexists(twin) and twin.resolve().parent != model_path.parent.resolve():
+        raise ValueError(f"{sidecar}: extra.{field} {name!r} leads to {twin.resolve()}, "
+                         f"outside the model's folder {model_path.parent}; refusing to read it")
+    if not twin.exists():
+        return None, f"float twin {twin} named in {sidecar} does not exist"
+    expected = conversion.get("float_twin_sha256")
+    if expected is None:
+        raise ValueError(f"{sidecar}: extra.{METADATA_KEY}.float_twin_sha256 is missing, so "
+                         f"nothing proves {twin} is the float twin of {model_path}; re-run "
+                         "tflbnn convert")
+    data = read_tflite_file(twin)
+    if data.sha256 != expected:
+        raise ValueError(f"{twin}: SHA-256 {data.sha256} does not match {sidecar} "
+                         f"extra.{METADATA_KEY}.float_twin_sha256 {expected}: the float twin "
+                         "was modified or belongs to another conversion; re-run tflbnn convert")
+    return data, f"float twin from {sidecar}"
+
+
 class TFLiteClassifier:
     """A ``.tflite`` image classifier and the ``model.json`` sidecar that describes its input.
 
     Args:
-        model_path: the converted model; its metadata must be next to it (same stem, ``.json``).
+        model_path: the converted model; its metadata must be next to it (same stem, ``.json``)
+            and record its SHA-256 (``read_model_set``).
 
     Raises:
         FileNotFoundError: if the model or its sidecar is missing.
-        ValueError: if the file is not a TFLite model, the metadata is invalid, or the two
-            disagree (input shape, number of labels, more than one input or output); the
-            message names both files.
+        ValueError: if the file is not a TFLite model, the metadata is invalid or records
+            another SHA-256, or the two disagree (input shape, number of labels, more than one
+            input or output); the message names both files.
     """
 
     def __init__(self, model_path: str | os.PathLike):
         self.path = Path(model_path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"model file not found: {self.path}")
-        self.flatbuffer = self.path.read_bytes()
-        self.info: TFLiteModelInfo = read_tflite(self.flatbuffer, name=str(self.path))
-        self.sidecar = sidecar_path(self.path)
-        if not self.sidecar.is_file():
-            raise FileNotFoundError(
-                f"no metadata {self.sidecar} next to {self.path}: a classifier needs the labels "
-                "and preprocessing that 'tflbnn convert' writes there")
-        self.metadata = ModelMetadata.load(self.sidecar)
+        model_set = read_model_set(self.path)
+        self.flatbuffer = model_set.model.data
+        self.sha256 = model_set.model.sha256
+        self.sidecar = model_set.sidecar
+        self.metadata = model_set.metadata
+        self.info: TFLiteModelInfo = read_tflite(model_set.model)
         self._check_consistent()
 
     def _check_consistent(self) -> None:

@@ -89,10 +89,18 @@ def _metadata(args: argparse.Namespace, model):
                            "--labels labels.txt with --mean and --std")
     if args.mean is None or args.std is None:
         raise CommandError("--labels needs --mean and --std (per-channel, in [0, 1] pixel units)")
-    height, width, channels = model.input_shape[1:]
-    preprocessing = Preprocessing(height, width, channels, tuple(args.mean), tuple(args.std),
-                                  center_crop=args.center_crop)
-    return ModelMetadata(labels=labels_from_sequence(_read_labels(args.labels)),
+    shape = model.input_shape
+    if isinstance(shape, list) or len(shape) != 4:
+        raise CommandError(f"{args.model}: --labels/--mean/--std describe an image classifier "
+                           f"with one (N, height, width, channels) input; the model's input "
+                           f"shape is {shape}")
+    try:
+        preprocessing = Preprocessing(*shape[1:], tuple(args.mean), tuple(args.std),
+                                      center_crop=args.center_crop)
+    except ValueError as error:
+        raise CommandError(f"--mean/--std/--center-crop for {args.model} (input shape "
+                           f"{shape}): {error}") from None
+    return ModelMetadata(labels=labels_from_sequence(_read_labels(args.labels), args.labels),
                          preprocessing=preprocessing, name=args.model.stem)
 
 
@@ -158,9 +166,15 @@ def _check_options(args: argparse.Namespace, kind: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tflbnn.converters import (KIND_N2UQ_INT8, CoverageError, Int8WeightError,
-                                   N2UQInt8Error, ParityError, conversion_kind, convert_model,
-                                   load_keras_model)
+                                   N2UQInt8Error, ParityError, conversion_kind, convert_model)
+    from tflbnn.metadata import check_writable_output
+    from tflbnn.model_files import load_keras_model
 
+    output = args.output or args.model.with_suffix(".tflite")
+    if output.suffix != ".tflite":
+        raise CommandError(f"-o {output}: the converted model's file name must end in .tflite")
+    # Before loading and converting: a destination that cannot be written fails now.
+    check_writable_output(output)
     model = load_keras_model(args.model)
     kind = conversion_kind(model)
     _check_options(args, kind)
@@ -174,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = convert_model(
             model,
-            args.output or args.model.with_suffix(".tflite"),
+            output,
             metadata=metadata,
             parity_images=images,
             parity_note=note,
