@@ -10,7 +10,8 @@ from typing import Mapping, Sequence
 
 from tflbnn.metadata import write_bytes_atomic
 
-__all__ = ["read_history", "plot_histories", "plot_validation_accuracy", "save_figure"]
+__all__ = ["read_history", "truncate_history", "plot_histories", "plot_validation_accuracy",
+           "save_figure"]
 
 
 def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
@@ -30,6 +31,36 @@ def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
             values = {key: float(value) for key, value in row.items() if value not in ("", None)}
             by_epoch[int(values["epoch"])] = values
     return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def truncate_history(path: str | os.PathLike, epochs: int) -> None:
+    """Keep only the rows of epochs ``0 .. epochs - 1`` of a ``CSVLogger`` file, atomically.
+
+    A run resumed after ``epochs`` finished epochs logs the later epochs again; rows an
+    interrupted try wrote for them (its checkpoint had not been committed) must go first, or
+    the history would mix two tries. With no row left the file is removed, so that the next
+    ``CSVLogger`` writes its header.
+
+    Args:
+        path: the history file (a missing file is left missing).
+        epochs: the number of leading epochs to keep.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames or []
+        rows = [row for row in reader if row.get("epoch") not in (None, "")
+                and int(float(row["epoch"])) < epochs]
+    if not rows:
+        path.unlink()
+        return
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fields)  # the excel dialect, as CSVLogger
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes_atomic(path, text.getvalue().encode())
 
 
 def plot_histories(histories: Mapping[str, Sequence[Mapping[str, float]]],
