@@ -4,6 +4,7 @@ The app's committed default model (``android_demo/app/src/main/assets``) is a re
 ReActNet from ``make demo``, so these tests run it instead of converting one.
 """
 
+import hashlib
 import json
 import re
 import shutil
@@ -52,6 +53,12 @@ def test_app_default_model_is_the_demo_model():
     assert tuple(labels) == FASHION_MNIST_LABELS
 
 
+def test_app_default_model_json_records_the_model_digest():
+    """The bundled sidecar's model_sha256 is the SHA-256 of the bundled model.tflite."""
+    recorded = json.loads(APP_MODEL.with_suffix(".json").read_text())["model_sha256"]
+    assert recorded == hashlib.sha256(APP_MODEL.read_bytes()).hexdigest()
+
+
 def test_app_default_model_classifies_fashion_mnist():
     images, labels = load_fashion_mnist("test", source="embedded")
     classifier = TFLiteClassifier(APP_MODEL)
@@ -81,11 +88,13 @@ def test_classifier_rejects_mismatched_metadata(tmp_path):
     model = tmp_path / "m.tflite"
     shutil.copyfile(APP_MODEL, model)
     metadata = ModelMetadata.load(APP_MODEL.with_suffix(".json"))
-    ModelMetadata(metadata.labels[:9], metadata.preprocessing).save(tmp_path / "m.json")
+    ModelMetadata(metadata.labels[:9], metadata.preprocessing,
+                  model_sha256=metadata.model_sha256).save(tmp_path / "m.json")
     with pytest.raises(ValueError, match="9 labels but .* has 10 outputs"):
         TFLiteClassifier(model)
     wrong_size = type(metadata.preprocessing)(32, 32, 1, (0.5,), (0.25,))
-    ModelMetadata(metadata.labels, wrong_size).save(tmp_path / "m.json")
+    ModelMetadata(metadata.labels, wrong_size,
+                  model_sha256=metadata.model_sha256).save(tmp_path / "m.json")
     with pytest.raises(ValueError, match=r"\(32, 32, 1\) but .* expects \(28, 28, 1\)"):
         TFLiteClassifier(model)
 
@@ -153,8 +162,10 @@ def test_golden_refuses_foreign_folder_and_replaces_its_own(tmp_path, golden):
 def test_golden_failure_leaves_nothing(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    with pytest.raises(ValueError, match="bad.png: cannot decode image"):
+    with pytest.raises(ValueError, match="bad.png: cannot decode image") as error:
         write_golden(tmp_path / "golden", APP_MODEL, [bad])
+    # The user's file is named, not its copy in the staging folder that is deleted.
+    assert str(error.value).startswith(f"{bad}: ")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["bad.png"]
 
 
