@@ -112,7 +112,8 @@ def converted_label(path_or_bytes: Source) -> str | None:
     """What kind of converted model a flatbuffer is, for latency reports.
 
     Args:
-        path_or_bytes: ``.tflite`` path or flatbuffer bytes.
+        path_or_bytes: ``.tflite`` path (read header first, see ``read_tflite_file``), a
+            ``TFLiteFile`` already read, or flatbuffer bytes.
 
     Returns:
         ``"LCE"`` for a model with LCE custom ops, ``"int8"`` for one with int8 tensors (a
@@ -186,7 +187,8 @@ def benchmark_tflite(
     float models run in ``tf.lite.Interpreter`` with its default delegates (XNNPACK).
 
     Args:
-        path_or_bytes: ``.tflite`` path or flatbuffer bytes.
+        path_or_bytes: ``.tflite`` path, a ``TFLiteFile`` (its name is reported) or flatbuffer
+            bytes.
         num_runs: timed runs.
         warmup: untimed runs first (allocation, caches, XNNPACK packing).
         num_threads: interpreter threads.
