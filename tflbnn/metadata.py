@@ -752,18 +752,18 @@ def _json_default(value: Any):
     raise TypeError(f"cannot store {type(value).__name__} in model metadata")
 
 
-def labels_from_sequence(labels: Sequence[str], source: str | os.PathLike = "labels"
+def labels_from_sequence(labels: Sequence[str], source: str | os.PathLike | None = None
                          ) -> tuple[str, ...]:
     """Validate class names by the sidecar's rule: 1+ non-empty, unique strings.
 
     Args:
         labels: the names.
-        source: where they come from, named in errors (a labels file).
+        source: where they come from (a labels file), named first in errors when given.
 
     Raises:
-        ValueError: ``"<source>: labels[2] duplicates labels[0] ..."`` and the like.
+        ValueError: ``"[<source>: ]labels[2] duplicates labels[0] ..."`` and the like.
     """
     try:
         return _check_labels(list(labels))
     except _FieldError as error:
-        raise ValueError(f"{source}: {error}") from None
+        raise ValueError(str(error) if source is None else f"{source}: {error}") from None
