@@ -2,9 +2,9 @@
 
 Each trap would run code (write a marker file) if Keras loaded it unchecked; the tests show it
 is armed where that is safe to show, then that every entry point refuses it with exit code 2, a
-message naming the user's file, and no marker. No test trains except the two resume tests,
-which train one epoch of a tiny model only to create a real finished stage to tamper with
-(their assertions do not depend on what was learnt).
+message naming the user's file, and no marker. Nothing is trained: the resume tests plant a
+finished stage (``stage.json`` + ``model.keras``, as ``train_stage`` leaves one) whose model
+is the trap.
 """
 
 import io
@@ -19,6 +19,7 @@ import tflbnn  # noqa: F401  (selects Keras 2; must come before TensorFlow)
 import larq as lq
 import tensorflow as tf
 
+from tflbnn.bimlp import wave_block
 from tflbnn.cli import main
 from tflbnn.model_files import (MAX_CONFIG_BYTES, ModelFileError, load_keras_model,
                                 load_weights)
@@ -125,11 +126,10 @@ def test_a_saved_model_loads_with_its_weights(good_keras):
 
 @pytest.mark.parametrize("name, options", [
     ("reactnet_a", {"width": 0.125, "stem_stride": 2}),
-    ("bimlp_s", {"width": 0.125, "stem": "small"}),
     ("n2uq_resnet18", {"width": 0.125, "stem": "small"}),
     ("s3_resnet18", {"width": 0.125, "stem": "small"}),
-    ("binary_mobilenet", {"width": 0.125, "groups": (1, 2, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 2),
-                          "supernet": True, "max_groups": 2}),
+    ("binary_mobilenet", {"width": 0.125, "groups": (1,) * 11 + (2, 4), "supernet": True,
+                          "max_groups": 4}),
 ])
 def test_zoo_models_with_every_custom_layer_still_load(tmp_path, name, options):
     model = get_model(name, input_shape=(16, 16, 1), num_classes=3, **options)
@@ -140,6 +140,22 @@ def test_zoo_models_with_every_custom_layer_still_load(tmp_path, name, options):
     np.testing.assert_allclose(loaded(images, training=False), model(images, training=False),
                                rtol=1e-5, atol=1e-5)
     assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
+
+
+def test_a_bimlp_block_with_all_its_custom_layers_loads(tmp_path):
+    """One WaveBlock holds every BiMLP layer (the whole bimlp_s has ~1000 layers: slow)."""
+    inputs = tf.keras.Input((8, 8, 64))
+    model = tf.keras.Model(inputs, wave_block(inputs, norm="group", drop_path_rate=0.1,
+                                              name="w"))
+    path = tmp_path / "wave.keras"
+    model.save(path)
+    loaded = load_keras_model(path)
+    images = np.random.default_rng(0).normal(size=(2, 8, 8, 64)).astype(np.float32)
+    np.testing.assert_allclose(loaded(images, training=False), model(images, training=False),
+                               rtol=1e-5, atol=1e-5)
+    names = {type(layer).__name__ for layer in loaded.layers}
+    assert {"BinarySign", "BranchMerge", "BranchReweight", "DropPath", "GroupedQuantConv2D",
+            "PhaseModulation", "UniShortcut", "LearnableBias", "RPReLU"} <= names
 
 
 def test_larq_quantizers_given_as_names_and_objects_load(tmp_path):
@@ -158,8 +174,8 @@ def test_larq_quantizers_given_as_names_and_objects_load(tmp_path):
 def test_tf_math_ops_in_a_functional_model_load_but_effectful_ones_do_not(tmp_path):
     inputs = tf.keras.Input((4,))
     path = tmp_path / "ops.keras"
-    tf.keras.Model(inputs, tf.nn.relu(inputs * 2.0 + 1.0)).save(path)
-    assert load_keras_model(path)(np.ones((1, 4), np.float32)).numpy().tolist() == [[3.0] * 4]
+    tf.keras.Model(inputs, tf.nn.relu(inputs[:, :3] * 2.0 + 1.0)).save(path)
+    assert load_keras_model(path)(np.ones((1, 4), np.float32)).numpy().tolist() == [[3.0] * 3]
 
     def to_write_file(config):
         layer = next(layer for layer in config["config"]["layers"]
@@ -494,18 +510,26 @@ batch_size = 32
 """
 
 
+def finished_stage(stage, checkpoint_maker):
+    """A stage folder as ``train_stage`` leaves a finished stage, its model made by
+    ``checkpoint_maker(path)``."""
+    stage.mkdir(parents=True)
+    (stage / "stage.json").write_text(json.dumps(
+        {"stage": stage.name, "test_loss": 1.0, "test_accuracy": 0.5, "seconds": 1.0}))
+    checkpoint = stage / "model.keras"
+    checkpoint_maker(checkpoint)
+    return checkpoint
+
+
 def test_experiment_resume_refuses_a_trapped_stage_checkpoint(tmp_path, capsys):
-    """Trains one epoch on 64 images only to get a finished stage; nothing learnt is checked."""
+    """A finished stage of the run (reused on a rerun) whose model.keras is a legacy HDF5
+    Lambda trap."""
+    h5, marker = hdf5_lambda_trap(tmp_path)
+    checkpoint = finished_stage(tmp_path / "runs" / "resume" / "binary", h5.replace)
     config = tmp_path / "run.toml"
     config.write_text(TINY_RUN.format(out=tmp_path / "runs"))
-    assert main(["train", str(config), "--quiet"]) == 0
-    capsys.readouterr()
-    stages = sorted(path.parent for path in (tmp_path / "runs").rglob("stage.json"))
-    assert stages
-    checkpoint = stages[0] / "model.keras"
-    h5, marker = hdf5_lambda_trap(tmp_path)
-    h5.replace(checkpoint)
-    refused(capsys, ["train", str(config), "--quiet"], checkpoint, "train")
+    err = refused(capsys, ["train", str(config), "--quiet"], checkpoint, "train")
+    assert "legacy HDF5 model" in err
     assert not marker.exists()
 
 
@@ -542,14 +566,13 @@ baseline_min_fraction = 0.5
 def test_group_search_resume_refuses_a_trapped_supernet_checkpoint(tmp_path, capsys):
     """A finished supernet stage (as a search leaves it) whose model.keras is a trap; the
     search reuses finished stages, so it must refuse the file before training anything."""
-    stage = tmp_path / "runs" / "search" / "search" / "supernet_step2"
-    stage.mkdir(parents=True)
-    (stage / "stage.json").write_text(json.dumps(
-        {"stage": "supernet step 2", "test_loss": 1.0, "test_accuracy": 0.5, "seconds": 1.0}))
-    checkpoint = stage / "model.keras"
     marker = tmp_path / "ran"
-    lambda_model(marker).save(checkpoint)
-    marker.unlink()
+
+    def trap(path):
+        lambda_model(marker).save(path)
+        marker.unlink()
+
+    checkpoint = finished_stage(tmp_path / "runs" / "search" / "search" / "supernet_step2", trap)
     config = tmp_path / "search.toml"
     config.write_text(SEARCH.format(out=tmp_path / "runs"))
     err = refused(capsys, ["search", str(config), "--quiet"], checkpoint, "search")

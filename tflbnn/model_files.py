@@ -89,6 +89,8 @@ def _file_kind(path: Path) -> str | None:
         if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
             return "a TensorFlow SavedModel folder"
         return "a folder"
+    if not path.is_file():
+        return "not a regular file"
     with path.open("rb") as stream:
         head = stream.read(16)
         if any(_has_signature(stream, offset) for offset in _HDF5_SIGNATURE_OFFSETS):
@@ -212,7 +214,8 @@ _TF_OP_LAYERS = ("TFOpLambda", "SlicingOpLambda")
 #: TensorFlow modules whose functions a TFOpLambda may call: tensor math, nothing with effects.
 _TF_OP_MODULES = frozenset(f"tensorflow.python.ops.{name}" for name in (
     "array_ops", "array_ops_stack", "clip_ops", "gen_array_ops", "gen_math_ops", "gen_nn_ops",
-    "math_ops", "nn_impl", "nn_ops", "special_math_ops"))
+    "image_ops_impl", "math_ops", "nn_impl", "nn_ops", "special_math_ops",
+    "tensor_getitem_override"))
 #: Keras modules searched for a built-in function named only by its name (as Keras does).
 _KERAS_FUNCTION_MODULES = ("activations", "constraints", "initializers", "regularizers")
 #: Where the Keras built-in functions a config may name live.
@@ -364,7 +367,7 @@ class _ConfigChecker:
         if function is None or getattr(function, "__module__", None) not in _TF_OP_MODULES:
             raise self._refuse(layer, where, f"TensorFlow function {symbol!r}", "not a "
                                "tensor-math op (tflbnn accepts TF ops from "
-                               "math/array/nn only)")
+                               "math/array/nn/image only)")
 
     def _check_data(self, spec: dict[str, Any], layer: str | None, where: str) -> None:
         inner = spec.get("config")
