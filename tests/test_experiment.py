@@ -44,7 +44,7 @@ def test_packaged_demo_config_is_valid():
 
 @pytest.mark.parametrize("change,message", [
     ({"colour": "blue"}, "unknown top-level key"),
-    ({"recipe": {"kind": "three_step"}}, "recipe kind must be one of"),
+    ({"recipe": {"kind": "three_step"}}, "\\[recipe\\] kind must be one of"),
     ({"recipe": {"epochs": 0}}, "epochs must be an integer >= 1"),
     ({"recipe": {"learning_rat": 1e-3}}, "unknown \\[recipe\\] key"),
     ({"model": {"width": 0.5}}, "needs a 'name'"),
@@ -59,7 +59,8 @@ def test_invalid_configs_name_the_problem(change, message):
 
 def test_run_folder_trained_with_other_settings_is_refused(tmp_path):
     config = load_config(write_config(tmp_path, learning_rate=0.01))
-    config.run_dir.mkdir()
+    (config.run_dir / "binary").mkdir(parents=True)
+    (config.run_dir / "binary" / "stage.json").write_text("{}")  # a finished stage
     saved = json.loads(json.dumps(config.as_dict(), default=str))
     saved["recipe"]["learning_rate"] = 0.5
     saved["model"]["width"] = 0.25
@@ -69,11 +70,12 @@ def test_run_folder_trained_with_other_settings_is_refused(tmp_path):
                                          r"\(\[model\] width 0.25 -> 0.125; \[recipe\] "
                                          r"learning_rate 0.5 -> 0.01\); give this run another"):
         run_experiment(config, verbose=0)
-    assert sorted(path.name for path in config.run_dir.iterdir()) == ["config.json"]
+    assert sorted(path.name for path in config.run_dir.iterdir()) == ["binary", "config.json"]
+    assert json.loads((config.run_dir / "config.json").read_text()) == saved
     saved = json.loads(json.dumps(config.as_dict(), default=str))
     del saved["recipe"]["seed"]
     (config.run_dir / "config.json").write_text(json.dumps(saved))
-    check_same_settings(config)  # the same settings, one key older: accepted
+    assert check_same_settings(config) == []  # the same settings, one key older: accepted
     (config.run_dir / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="cannot read the saved settings"):
         check_same_settings(config)

@@ -62,6 +62,18 @@ The low-bit recipes (``tflbnn.training.n2uq_recipe`` / ``s3_recipe``):
 The run writes every stage under ``<output_dir>/<name>/<stage>/`` (resumable), then the final
 model as ``model.keras`` + ``model.json`` (labels, preprocessing, data spec, results), the
 combined ``training_curves.png`` and ``results.json``.
+
+Every value is checked for its type and range when the config is read (a message names the
+file, the table and the key), and the output folder, the data, the model options and the
+teacher are checked before anything is written, so a refused run leaves nothing behind.
+
+Running the same config again continues an interrupted run: finished stages are reused, the
+interrupted one resumes after its last finished epoch and ends with the weights an
+uninterrupted run ends with (each epoch's shuffle and augmentation come from ``(seed, epoch)``,
+the optimizer state and schedule position from the epoch checkpoint). Not exact: drop-path
+in BiMLP models and ``augment = "crop_resize"`` draw from generators that are not restored
+(``tflbnn.training.stage`` says what differs). A run folder whose finished stages had other
+settings is refused; one where no stage had finished starts over with the new settings.
 """
 
 from __future__ import annotations
@@ -77,17 +89,22 @@ from tflbnn import _backend  # noqa: F401
 
 import tensorflow as tf
 
+from tflbnn import config_fields as fields
 from tflbnn import data as tflbnn_data
-from tflbnn.metadata import ModelMetadata, sidecar_path, write_bytes_atomic
+from tflbnn.metadata import (ModelMetadata, check_writable_output, sidecar_path,
+                             write_bytes_atomic)
+from tflbnn.model_files import load_keras_model
 from tflbnn.models import get_model, model_options, profile
 from tflbnn.training import (adambnn_recipe, bn_free_recipe, bop_recipe, n2uq_recipe,
                              plot_histories, read_history, s3_recipe, train_stage, two_step)
+from tflbnn.training.stage import (EpochData, TrainData, discard_unfinished_stage,
+                                   has_unfinished_state)
 from tflbnn.training.agc import AGC_CLIP_FACTOR
 from tflbnn.training.optimizers import BOP_GAMMA, BOP_THRESHOLD
 from tflbnn.training.recipes import ADAMBNN_WEIGHT_DECAY, STEP1_INITS
 
 __all__ = ["RunConfig", "RunResult", "check_same_settings", "check_top_level", "load_config",
-           "read_toml_config", "run_experiment", "RECIPES"]
+           "read_toml_config", "run_experiment", "training_data", "RECIPES"]
 
 RECIPES = ("two_step", "float", "binary", "n2uq", "s3", "adambnn", "bop", "bn_free")
 
@@ -134,29 +151,69 @@ _RECIPE_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+#: The type and range of every ``[recipe]`` key (``_KIND_FIELDS``: kinds that differ).
+_RECIPE_FIELDS: dict[str, fields.FieldCheck] = {
+    "kind": fields.one_of(RECIPES),
+    "batch_size": fields.integer(1),
+    "learning_rate": fields.number(above=0),
+    "teacher_learning_rate": fields.optional(fields.number(above=0)),
+    "teacher_epochs": fields.integer(0),
+    "step1_epochs": fields.integer(1),
+    "step2_epochs": fields.integer(1),
+    "epochs": fields.integer(1),
+    "weight_decay": fields.number(at_least=0),
+    "label_weight": fields.number(at_least=0),
+    "step1_init": fields.one_of(STEP1_INITS),
+    "lr_offset": fields.one_of((0, 1)),
+    "augment": fields.one_of(tflbnn_data.AUGMENTATIONS),
+    "seed": fields.integer(0),
+    "teacher": fields.optional(fields.text),
+    "distill": fields.boolean,
+    "quantizer_lr_factor": fields.number(above=0),
+    "momentum": fields.number(at_least=0, below=1),
+    "threshold": fields.number(at_least=0),
+    "gamma": fields.number(above=0, at_most=1),
+    "gamma_decay": fields.number(above=0, at_most=1),
+    "agc_clip": fields.number(above=0),
+}
+_KIND_FIELDS: dict[str, dict[str, fields.FieldCheck]] = {
+    "bop": {"step1_epochs": fields.integer(0)},  # Bop's step 1 is optional
+}
+
+#: Model option checks by the type of the option's default (options defaulting to None, or
+#: to another type, are left to the model builder).
+_OPTION_CHECKS: dict[type, fields.FieldCheck] = {
+    bool: fields.boolean,
+    int: fields.integer(),
+    float: fields.number(),
+    str: fields.text,
+}
+
+
+def _check_model_options(model_name: Any, options: dict[str, Any], source: str) -> None:
+    fields.text(model_name, f"{source}: [model] name")
+    try:
+        defaults = model_options(model_name)
+    except ValueError as error:
+        raise ValueError(f"{source}: [model] {error}") from None
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ValueError(f"{source}: [model] unknown option(s) {unknown} for {model_name!r}; "
+                         f"valid: {sorted(defaults)}")
+    for key, value in options.items():
+        check = _OPTION_CHECKS.get(type(defaults[key]))
+        if check is not None:
+            check(value, f"{source}: [model] {key}")
 
 
 def _check_kind_options(kind: str, recipe: dict[str, Any], given: dict[str, Any],
                         model_name: str, model: dict[str, Any], source: str) -> None:
-    """Validate the keys of the Bop and BN-free kinds; may set ``model["bn_free"]``."""
+    """Refuse keys of another kind; check the BN-free kind's model; may set ``model["bn_free"]``."""
     for key, owner in _KIND_ONLY_KEYS.items():
         if key in given and kind != owner:
-            raise ValueError(f"{source}: recipe {key} only applies to kind {owner!r}, not "
+            raise ValueError(f"{source}: [recipe] {key} only applies to kind {owner!r}, not "
                              f"{kind!r}")
-    if kind == "bop":
-        if not _is_number(recipe["threshold"]) or not recipe["threshold"] >= 0:
-            raise ValueError(f"{source}: recipe threshold must be a number >= 0, got "
-                             f"{recipe['threshold']!r}")
-        for key in ("gamma", "gamma_decay"):
-            if not _is_number(recipe[key]) or not 0 < recipe[key] <= 1:
-                raise ValueError(f"{source}: recipe {key} must be a number in (0, 1], got "
-                                 f"{recipe[key]!r}")
     if kind == "bn_free":
-        if not _is_number(recipe["agc_clip"]) or not recipe["agc_clip"] > 0:
-            raise ValueError(f"{source}: recipe agc_clip must be a positive number, got "
-                             f"{recipe['agc_clip']!r}")
         if model.get("bn_free", True) is not True:
             raise ValueError(f"{source}: recipe kind 'bn_free' builds the model with "
                              f"bn_free = true, but [model] sets bn_free = {model['bn_free']!r}")
@@ -180,7 +237,8 @@ def check_top_level(config: Mapping[str, Any], *, known: tuple[str, ...],
         The run name.
 
     Raises:
-        ValueError: for an unknown or missing key, or a name that is not a plain directory name.
+        ValueError: for an unknown or missing key, a name that is not a plain directory name,
+            or an ``output_dir`` that is not a string.
     """
     unknown = sorted(set(config) - set(known))
     if unknown:
@@ -188,8 +246,9 @@ def check_top_level(config: Mapping[str, Any], *, known: tuple[str, ...],
     for key in required:
         if key not in config:
             raise ValueError(f"{source}: missing required key {key!r}")
-    name = str(config["name"])
-    if not name or "/" in name or name.startswith("."):
+    fields.check_fields(config, {"name": fields.text, "output_dir": fields.text}, source + ":")
+    name = config["name"]
+    if "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"{source}: name must be a plain directory name, got {name!r}")
     return name
 
@@ -205,6 +264,7 @@ class RunConfig:
         model_options: options passed to ``get_model``.
         data: a ``tflbnn.data.load_data`` spec.
         recipe: recipe settings, defaults filled in.
+        source: where the config came from (its file), named in errors; not a setting.
     """
 
     name: str
@@ -213,6 +273,7 @@ class RunConfig:
     model_options: dict
     data: dict
     recipe: dict
+    source: str = dataclasses.field(default="config", compare=False)
 
     @property
     def run_dir(self) -> Path:
@@ -236,44 +297,32 @@ class RunConfig:
         """
         name = check_top_level(config, known=("name", "output_dir", "model", "data", "recipe"),
                                required=("name", "model", "data"), source=source)
-        model = dict(config["model"])
+        model = fields.table(config["model"], f"{source}: [model]")
+        data = fields.table(config["data"], f"{source}: [data]")
+        recipe_given = fields.table(config.get("recipe", {}), f"{source}: [recipe]")
         if "name" not in model:
             raise ValueError(f"{source}: [model] needs a 'name' (one of the zoo's models)")
         model_name = model.pop("name")
-        recipe_given = dict(config.get("recipe", {}))
+        _check_model_options(model_name, model, source)
         unknown = sorted(set(recipe_given) - set(_RECIPE_DEFAULTS))
         if unknown:
             raise ValueError(f"{source}: unknown [recipe] key(s) {unknown}; valid: "
                              f"{sorted(_RECIPE_DEFAULTS)}")
         kind = recipe_given.get("kind", _RECIPE_DEFAULTS["kind"])
-        if kind not in RECIPES:
-            raise ValueError(f"{source}: recipe kind must be one of {RECIPES}, got {kind!r}")
+        _RECIPE_FIELDS["kind"](kind, f"{source}: [recipe] kind")
         recipe = {**_RECIPE_DEFAULTS, **_KIND_DEFAULTS.get(kind, {}), **recipe_given}
-        if recipe["step1_init"] not in STEP1_INITS:
-            raise ValueError(f"{source}: step1_init must be one of {STEP1_INITS}, got "
-                             f"{recipe['step1_init']!r}")
-        for key in ("batch_size", "teacher_epochs", "step1_epochs", "step2_epochs", "epochs"):
-            minimum = 0 if key == "teacher_epochs" or (key, kind) == ("step1_epochs", "bop") else 1
-            if not isinstance(recipe[key], int) or recipe[key] < minimum:
-                raise ValueError(f"{source}: recipe {key} must be an integer >= {minimum}, "
-                                 f"got {recipe[key]!r}")
-        if not recipe["learning_rate"] > 0:
-            raise ValueError(f"{source}: recipe learning_rate must be positive")
-        if not isinstance(recipe["distill"], bool):
-            raise ValueError(f"{source}: recipe distill must be true or false, got "
-                             f"{recipe['distill']!r}")
-        if not recipe["quantizer_lr_factor"] > 0:
-            raise ValueError(f"{source}: recipe quantizer_lr_factor must be positive")
-        if not 0 <= recipe["momentum"] < 1:
-            raise ValueError(f"{source}: recipe momentum must be in [0, 1), got "
-                             f"{recipe['momentum']!r}")
+        checks = {**_RECIPE_FIELDS, **_KIND_FIELDS.get(kind, {})}
+        for key, owner in _KIND_ONLY_KEYS.items():
+            if owner != kind:
+                del checks[key]  # another kind's key: refused below when given
+        fields.check_fields(recipe, checks, f"{source}: [recipe]")
         if kind == "n2uq" and recipe["teacher_epochs"] < 1 and not recipe["teacher"]:
             raise ValueError(f"{source}: the n2uq recipe starts from a float model: set "
                              "teacher_epochs >= 1 or teacher = \"float_model.keras\"")
         _check_kind_options(kind, recipe, recipe_given, model_name, model, source)
         return cls(name=name, output_dir=Path(config.get("output_dir", "runs")),
-                   model=model_name, model_options=model, data=dict(config["data"]),
-                   recipe=recipe)
+                   model=model_name, model_options=model, data=data, recipe=recipe,
+                   source=source)
 
 
 def load_config(path: str | os.PathLike, **overrides: Any) -> RunConfig:
@@ -349,41 +398,128 @@ class RunResult:
         return read_history(Path(final["model"]).parent / "history.csv")
 
 
-def check_same_settings(config: RunConfig) -> None:
-    """Refuse to reuse or resume a run folder whose run was trained with other settings.
+#: Augmentations whose randomness comes from the ``tf.data`` seed alone, so that ``EpochData``
+#: can key it by epoch. keras-cv's (``"crop_resize"``) need a Python int seed and keep their
+#: own generator state.
+_EPOCH_KEYED_AUGMENTATIONS = ("standard", None)
+
+
+def training_data(bundle: tflbnn_data.DataBundle, batch_size: int, *, augment: str | None,
+                  seed: int) -> TrainData:
+    """A run's training batches: ``EpochData`` (exact resume) wherever the augmentation allows.
+
+    Args:
+        bundle: the data.
+        batch_size: images per batch.
+        augment: a ``tflbnn.data.AUGMENTATIONS`` name.
+        seed: the run's seed.
+
+    Returns:
+        ``EpochData`` whose epoch ``e`` is shuffled and augmented from ``(seed, e)``; for
+        ``"crop_resize"`` a plain dataset reshuffled every epoch (a resumed run then sees other
+        batches than an uninterrupted one: ``tflbnn.training.stage``).
+
+    Raises:
+        ValueError: if the batches cannot be built (e.g. ``batch_size`` larger than the
+            training set), checked here before any training.
+    """
+    if augment not in _EPOCH_KEYED_AUGMENTATIONS:
+        return bundle.train_dataset(batch_size, augment=augment, seed=seed)
+    data = EpochData(lambda epoch_seed: bundle.train_dataset(batch_size, augment=augment,
+                                                             seed=epoch_seed), seed=seed)
+    data.shape_example()
+    return data
+
+
+def _has_finished_stage(run_dir: Path) -> bool:
+    if (run_dir / "model.keras").exists():
+        return True
+    return any((child / "stage.json").is_file() for child in run_dir.iterdir() if child.is_dir())
+
+
+def check_same_settings(config: RunConfig) -> list[str]:
+    """Refuse to reuse or resume a run folder whose finished stages had other settings.
 
     Finished stages are reused and interrupted ones resumed, so a changed config run under the
     same name would mix settings, and its ``config.json`` would no longer say how the model
-    was trained. Keys that the saved config lacks (added to the defaults since) are not
-    compared.
+    was trained. A folder where no stage has finished holds nothing worth keeping (a run that
+    failed or was stopped early): its settings may differ, and ``run_experiment`` then starts
+    it over. Keys that the saved config lacks (added to the defaults since) are not compared.
+
+    Returns:
+        The differing settings (``"[section] key old -> new"``); empty when the folder has no
+        saved config or the same settings. Non-empty only when no stage has finished.
 
     Raises:
         ValueError: naming the folder and every ``[model]``, ``[data]`` or ``[recipe]`` key
-            whose value differs, or if the saved ``config.json`` cannot be read.
+            whose value differs when a stage has finished, or if the saved ``config.json``
+            cannot be read.
     """
     path = config.run_dir / "config.json"
     if not path.is_file():
-        return
+        return []
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        sections = {section: dict(saved.get(section, {})) for section in
+                    ("model", "data", "recipe")}
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError) as error:
         raise ValueError(f"{config.name}: cannot read the saved settings {path} ({error}); "
                          "delete the folder or give this run another name") from None
     current = json.loads(json.dumps(config.as_dict(), default=str))
     changed = []
-    for section in ("model", "data", "recipe"):
-        before, after = saved.get(section, {}), current[section]
+    for section, before in sections.items():
+        after = current[section]
         for key in sorted(before):
             if before[key] != after.get(key):
                 changed.append(f"[{section}] {key} {before[key]!r} -> {after.get(key)!r}")
-    if changed:
+    if changed and _has_finished_stage(config.run_dir):
         raise ValueError(f"{config.name}: {config.run_dir} holds a run trained with other "
                          f"settings ({'; '.join(changed)}); give this run another name "
                          "(--name) or delete that folder")
+    return changed
+
+
+def _start_over(run_dir: Path, changed: list[str]) -> None:
+    """Discard what an unfinished run with other settings left (``check_same_settings``)."""
+    stages = [child for child in sorted(run_dir.iterdir())
+              if child.is_dir() and has_unfinished_state(child)]
+    for stage_dir in stages:
+        discard_unfinished_stage(stage_dir)
+    note = f"; discarding the unfinished stage(s) {[d.name for d in stages]}" if stages else ""
+    print(f"[{run_dir.name}] no stage of the earlier run in {run_dir} had finished and its "
+          f"settings differ ({'; '.join(changed)}): starting over{note}")
+
+
+def _checked_data(config: RunConfig) -> tflbnn_data.DataBundle:
+    try:
+        return tflbnn_data.load_data(config.data)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{config.source}: [data] {error}") from None
+    except ValueError as error:
+        raise ValueError(f"{config.source}: [data] {error}") from None
+
+
+def _checked_teacher(config: RunConfig) -> tf.keras.Model | None:
+    recipe = config.recipe
+    teacher = None
+    if recipe["teacher"]:
+        if not Path(recipe["teacher"]).is_file():
+            raise FileNotFoundError(f"{config.source}: recipe teacher {recipe['teacher']!r} is "
+                                    "not a file (a trained .keras model)")
+        teacher = load_keras_model(recipe["teacher"])
+    return teacher
 
 
 def run_experiment(config: RunConfig, *, verbose: int | str = "auto") -> RunResult:
     """Train the configured model with its recipe; resumes an interrupted run.
+
+    Everything that can be checked is checked before anything is written: the output folder,
+    the saved settings of an earlier run (``check_same_settings``), the data, the model
+    options, the training batches and the teacher. A run stopped at any point resumes where it
+    stopped and ends with the weights an uninterrupted run ends with (``train_stage``; the
+    exceptions are listed in ``tflbnn.training.stage``): every model is built right after
+    seeding with the recipe seed, so its initial weights do not depend on which stages ran
+    before it in the process, and every epoch's data comes from ``(seed, epoch)``.
 
     Args:
         config: a ``RunConfig``.
@@ -393,42 +529,52 @@ def run_experiment(config: RunConfig, *, verbose: int | str = "auto") -> RunResu
         A ``RunResult``.
 
     Raises:
-        ValueError: for an invalid model/data configuration, or a run folder that holds a run
-            with other settings (``check_same_settings``).
+        ValueError: for an invalid model/data configuration or teacher, an output folder that
+            cannot be written, or a run folder whose finished stages had other settings
+            (``check_same_settings``).
+        FileNotFoundError: for a missing data file or teacher.
         TrainingDivergedError: if the loss becomes NaN.
     """
-    check_same_settings(config)
     recipe = config.recipe
+    run_dir = check_writable_output(config.run_dir, folder=True)
+    changed = check_same_settings(config)
     tf.keras.utils.set_random_seed(recipe["seed"])
-    bundle = tflbnn_data.load_data(config.data)
+    bundle = _checked_data(config)
     input_shape = bundle.preprocessing.input_shape
 
     def build(precision: str | None) -> tf.keras.Model:
         options = dict(config.model_options)
         if precision is not None:
             options["precision"] = precision
+        # Seeded here, not once per process: a resumed run that reuses earlier stages builds
+        # each later model with the initial weights an uninterrupted run gives it.
+        tf.keras.utils.set_random_seed(recipe["seed"])
         return get_model(config.model, input_shape=input_shape, num_classes=len(bundle.labels),
                          **options)
 
-    # Fail on a bad model config before any data work or training.
-    build(_FINAL_PRECISION[recipe["kind"]])
-    train_data = bundle.train_dataset(recipe["batch_size"], augment=recipe["augment"],
-                                      seed=recipe["seed"])
+    try:  # a bad model config fails before any training
+        build(_FINAL_PRECISION[recipe["kind"]])
+    except (TypeError, OverflowError, ZeroDivisionError) as error:
+        raise ValueError(f"{config.source}: [model] options {config.model_options} cannot build "
+                         f"{config.model!r}: {error}") from None
+    try:
+        train_data = training_data(bundle, recipe["batch_size"], augment=recipe["augment"],
+                                   seed=recipe["seed"])
+    except ValueError as error:
+        raise ValueError(f"{config.source}: [recipe] {error}") from None
     test_data = bundle.test_dataset(recipe["batch_size"])
     metadata = ModelMetadata(labels=bundle.labels, preprocessing=bundle.preprocessing,
                              name=config.model,
                              extra={"data": config.data, "model_options": config.model_options,
                                     "recipe": recipe["kind"]})
-    run_dir = config.run_dir
+    teacher = _checked_teacher(config)
+
+    # Everything is checked: from here on the run folder is written.
+    if changed:
+        _start_over(run_dir, changed)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(run_dir / "config.json", json.dumps(config.as_dict(), indent=2,
                                                            default=str).encode())
-    teacher = None
-    if recipe["teacher"]:
-        if not Path(recipe["teacher"]).is_file():
-            raise FileNotFoundError(f"{config.name}: recipe teacher {recipe['teacher']!r} is not "
-                                    "a file (a trained .keras model)")
-        teacher = tf.keras.models.load_model(recipe["teacher"], safe_mode=True, compile=False)
     common = dict(learning_rate=recipe["learning_rate"], lr_offset=recipe["lr_offset"],
                   metadata=metadata, verbose=verbose)
 

@@ -42,6 +42,7 @@ from tflbnn import _backend  # noqa: F401
 import numpy as np
 import tensorflow as tf
 
+from tflbnn import config_fields as fields
 from tflbnn.blocks import GroupSuperConv2D
 from tflbnn.metadata import write_bytes_atomic
 from tflbnn.models.binary_mobilenet import binary_mobilenet, check_groups
@@ -594,21 +595,15 @@ class EvolutionSettings:
     max_tries: int = 1000
 
     def __post_init__(self):
-        for name in ("population", "generations", "parents", "max_tries"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"EvolutionSettings: {name} must be an integer >= 1, got "
-                                 f"{getattr(self, name)!r}")
-        for name in ("mutations", "crossovers", "seed"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"EvolutionSettings: {name} must be an integer >= 0, got "
-                                 f"{getattr(self, name)!r}")
+        checks = {**{name: fields.integer(1) for name in ("population", "generations",
+                                                          "parents", "max_tries")},
+                  **{name: fields.integer(0) for name in ("mutations", "crossovers", "seed")},
+                  "mutation_probability": fields.number(above=0, at_most=1)}
+        fields.check_fields(dataclasses.asdict(self), checks, "EvolutionSettings:")
         if self.mutations + self.crossovers > self.population:
             raise ValueError(f"EvolutionSettings: mutations + crossovers ({self.mutations} + "
                              f"{self.crossovers}) cannot exceed the population "
                              f"({self.population})")
-        if not 0 < self.mutation_probability <= 1:
-            raise ValueError(f"EvolutionSettings: mutation_probability must be in (0, 1], got "
-                             f"{self.mutation_probability!r}")
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings a saved search must share to be continued (all but ``generations``)."""

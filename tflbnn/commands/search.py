@@ -107,8 +107,11 @@ _EVOLUTION_KEYS = ("population", "generations", "parents", "mutations", "crossov
                    "mutation_probability", "seed", "max_tries")
 
 
-def _with_defaults(given: Mapping[str, Any], defaults: Mapping[str, Any], section: str,
+def _with_defaults(given: Any, defaults: Mapping[str, Any], section: str,
                    source: str) -> dict[str, Any]:
+    from tflbnn import config_fields as fields
+
+    given = fields.table(given, f"{source}: [{section}]")
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         raise ValueError(f"{source}: unknown [{section}] key(s) {unknown}; valid: "
@@ -116,9 +119,35 @@ def _with_defaults(given: Mapping[str, Any], defaults: Mapping[str, Any], sectio
     return {**defaults, **given}
 
 
-def _check_int(value: Any, minimum: int, where: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{where} must be an integer >= {minimum}, got {value!r}")
+def _field_checks() -> dict[str, dict]:
+    """The type and range of every key of the ``[model]``, ``[supernet]`` and ``[search]``."""
+    from tflbnn import config_fields as fields
+    from tflbnn.data import AUGMENTATIONS
+
+    positive_integer = fields.integer(1)
+    return {
+        "model": {"width": fields.number(above=0), "stem_stride": fields.one_of((1, 2)),
+                  "pad_values": fields.number(), "max_groups": fields.optional(positive_integer)},
+        "supernet": {
+            "batch_size": positive_integer, "learning_rate": fields.number(above=0),
+            "step1_epochs": fields.integer(0), "step2_epochs": positive_integer,
+            "weight_decay": fields.number(at_least=0), "lr_offset": fields.one_of((0, 1)),
+            "augment": fields.one_of(AUGMENTATIONS), "seed": fields.integer(0),
+            "holdout": positive_integer, "calibration_batches": positive_integer,
+            "eval_batch_size": positive_integer,
+        },
+        "search": {
+            **{key: fields.optional(fields.number(above=0)) for key in _BUDGET_KEYS},
+            "population": positive_integer, "generations": positive_integer,
+            "parents": positive_integer, "mutations": fields.integer(0),
+            "crossovers": fields.integer(0), "mutation_probability": fields.number(above=0,
+                                                                                   at_most=1),
+            "seed": fields.integer(0), "max_tries": positive_integer,
+            "random_baseline": fields.integer(0),
+            "baseline_min_fraction": fields.number(at_least=0, at_most=1),
+            "latency_runs": positive_integer, "latency_threads": positive_integer,
+        },
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +163,7 @@ class SearchConfig:
         supernet: supernet-training settings, defaults filled in.
         search: search settings, defaults filled in.
         retrain: a ``tflbnn.experiment`` recipe for ``--retrain``.
+        source: where the config came from (its file), named in errors; not a setting.
     """
 
     name: str
@@ -143,6 +173,7 @@ class SearchConfig:
     supernet: dict
     search: dict
     retrain: dict
+    source: str = dataclasses.field(default="config", compare=False)
 
     @property
     def run_dir(self) -> Path:
@@ -169,50 +200,40 @@ class SearchConfig:
         Raises:
             ValueError: naming ``source`` and the offending key for anything invalid.
         """
+        from tflbnn import config_fields as fields
         from tflbnn.experiment import RunConfig, check_top_level
         from tflbnn.group_search import EvolutionSettings
 
         name = check_top_level(
             config, known=("name", "output_dir", "model", "data", "supernet", "search", "retrain"),
             required=("name", "data", "search"), source=source)
-        model = dict(config.get("model", {}))
+        checks = _field_checks()
+        model = fields.table(config.get("model", {}), f"{source}: [model]")
         if model.pop("name", "binary_mobilenet") != "binary_mobilenet":
             raise ValueError(f"{source}: the group search works on binary_mobilenet; leave "
                              "[model] name out or set it to \"binary_mobilenet\"")
         model = _with_defaults(model, _MODEL_KEYS, "model", source)
+        data = fields.table(config["data"], f"{source}: [data]")
         supernet = _with_defaults(config.get("supernet", {}), _SUPERNET_DEFAULTS, "supernet",
                                   source)
-        for key, minimum in (("batch_size", 1), ("step1_epochs", 0), ("step2_epochs", 1),
-                             ("holdout", 1), ("calibration_batches", 1),
-                             ("eval_batch_size", 1), ("seed", 0)):
-            _check_int(supernet[key], minimum, f"{source}: [supernet] {key}")
-        if not supernet["learning_rate"] > 0:
-            raise ValueError(f"{source}: [supernet] learning_rate must be positive")
         search = _with_defaults(config["search"], _SEARCH_DEFAULTS, "search", source)
+        retrain = fields.table(config.get("retrain", {}), f"{source}: [retrain]")
+        for section, values in (("model", model), ("supernet", supernet), ("search", search)):
+            fields.check_fields(values, checks[section], f"{source}: [{section}]")
         budgets = [key for key in _BUDGET_KEYS if search[key] is not None]
         if len(budgets) != 1:
             raise ValueError(f"{source}: [search] needs exactly one budget among "
                              f"{list(_BUDGET_KEYS)}, got {budgets or 'none'}")
-        if not search[budgets[0]] > 0:
-            raise ValueError(f"{source}: [search] {budgets[0]} must be positive")
-        for key, minimum in (("random_baseline", 0), ("latency_runs", 1),
-                             ("latency_threads", 1)):
-            _check_int(search[key], minimum, f"{source}: [search] {key}")
-        if not 0 <= search["baseline_min_fraction"] <= 1:
-            raise ValueError(f"{source}: [search] baseline_min_fraction must be in [0, 1], got "
-                             f"{search['baseline_min_fraction']!r}")
         try:
             EvolutionSettings(**{key: search[key] for key in _EVOLUTION_KEYS})
         except ValueError as error:
             raise ValueError(f"{source}: [search] {error}") from None
-        retrain = dict(config.get("retrain", {}))
         # The experiment's own validation, so a bad recipe fails before hours of search.
         RunConfig.from_dict({"name": "retrain", "model": {"name": "binary_mobilenet"},
-                             "data": dict(config["data"]), "recipe": retrain},
-                            source=f"{source} [retrain]")
+                             "data": data, "recipe": retrain}, source=f"{source} [retrain]")
         return cls(name=name, output_dir=Path(config.get("output_dir", "runs")),
-                   model_options=model, data=dict(config["data"]), supernet=supernet,
-                   search=search, retrain=retrain)
+                   model_options=model, data=data, supernet=supernet, search=search,
+                   retrain=retrain, source=source)
 
 
 def load_search_config(path: str | os.PathLike, **overrides: Any) -> SearchConfig:
@@ -371,15 +392,27 @@ def run_search(config: SearchConfig, *, retrain: bool = False, verbose: int | st
     from tflbnn.models.binary_mobilenet import (binary_mobilenet, binary_mobilenet_ops,
                                                 group_choices, search_space_size)
 
+    from tflbnn.experiment import training_data
+    from tflbnn.metadata import check_writable_output
+
     supernet_settings, search = config.supernet, config.search
+    check_writable_output(config.search_dir, folder=True)
     tf.keras.utils.set_random_seed(supernet_settings["seed"])
-    bundle = tflbnn_data.load_data(config.data)
-    split = holdout_split(bundle, supernet_settings["holdout"])
+    try:
+        bundle = tflbnn_data.load_data(config.data)
+        split = holdout_split(bundle, supernet_settings["holdout"])
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{config.source}: [data] {error}") from None
+    except ValueError as error:
+        raise ValueError(f"{config.source}: [data] {error}") from None
     input_shape, num_classes = bundle.preprocessing.input_shape, bundle.num_classes
     options = config.model_options
     choices = group_choices(options["width"], max_groups=options["max_groups"])
 
     def build_supernet(precision: str) -> tf.keras.Model:
+        # Seeded per build: a resumed search builds each supernet with the initial weights
+        # an uninterrupted one gives it, whatever ran before in the process.
+        tf.keras.utils.set_random_seed(supernet_settings["seed"])
         return binary_mobilenet(input_shape=input_shape, num_classes=num_classes,
                                 supernet=True, precision=precision, **options)
 
@@ -391,16 +424,23 @@ def run_search(config: SearchConfig, *, retrain: bool = False, verbose: int | st
         return binary_mobilenet_ops(groups, input_shape=input_shape, num_classes=num_classes,
                                     width=options["width"], stem_stride=options["stem_stride"])
 
-    build_supernet("binary")  # a bad model config fails before any training
+    try:  # a bad model config fails before any training
+        build_supernet("binary")
+    except (TypeError, OverflowError, ZeroDivisionError) as error:
+        raise ValueError(f"{config.source}: [model] {options} cannot build binary_mobilenet: "
+                         f"{error}") from None
+    try:
+        train_data = training_data(split, supernet_settings["batch_size"],
+                                   augment=supernet_settings["augment"],
+                                   seed=supernet_settings["seed"])
+    except ValueError as error:
+        raise ValueError(f"{config.source}: [supernet] {error}") from None
     search_dir = config.search_dir
     search_dir.mkdir(parents=True, exist_ok=True)
     _write_json(search_dir / "config.json", config.as_dict())
     print(f"[search] search space: {search_space_size(choices):,} configurations "
           f"({', '.join(str(len(block)) for block in choices)} choices per block)")
 
-    train_data = split.train_dataset(supernet_settings["batch_size"],
-                                     augment=supernet_settings["augment"],
-                                     seed=supernet_settings["seed"])
     holdout_data = split.test_dataset(supernet_settings["eval_batch_size"])
     supernet = _train_supernet(config, build_supernet, train_data, holdout_data, verbose)
 

@@ -8,7 +8,8 @@
 - ``bop_optimizer`` + ``sign_binary_kernels``: Bop on ±1 binary kernels, Adam for the rest.
 - ``AdaptiveGradientClipping`` / ``agc_adam_optimizer``: NF-Net adaptive gradient clipping, for
   BN-free models (``reactnet_a(bn_free=True)``).
-- ``train_stage``: a resumable stage with checkpoints, CSV history and curves; the recipes
+- ``train_stage``: a resumable stage with checkpoints, CSV history and curves (with
+  ``EpochData`` a resumed stage ends exactly where an uninterrupted one ends); the recipes
   ``two_step`` (ReActNet), ``adambnn_recipe``, ``bop_recipe``, ``bn_free_recipe``,
   ``n2uq_recipe`` and ``s3_recipe`` chain stages.
 """
@@ -25,7 +26,8 @@ from tflbnn.training.optimizers import (adam_linear_optimizer, agc_adam_optimize
 from tflbnn.training.recipes import (STEP1_INITS, adambnn_recipe, bn_free_recipe, bop_recipe,
                                      n2uq_recipe, s3_recipe, two_step)
 from tflbnn.training.schedules import LinearEpochDecay
-from tflbnn.training.stage import StageResult, count_batches, load_stage, train_stage
+from tflbnn.training.stage import (EpochData, StageResult, count_batches, load_stage,
+                                   train_stage)
 from tflbnn.training.weights import (add_conv_weight_decay, add_weight_decay, binary_kernels,
                                      conv_kernels, sign_binary_kernels, transfer_weights)
 
@@ -56,6 +58,7 @@ __all__ = [
     "plot_histories",
     "plot_validation_accuracy",
     "StageResult",
+    "EpochData",
     "train_stage",
     "load_stage",
     "two_step",

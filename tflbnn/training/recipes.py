@@ -26,7 +26,7 @@ from tflbnn.training.agc import AGC_CLIP_FACTOR
 from tflbnn.training.optimizers import (BOP_GAMMA, BOP_THRESHOLD, adam_linear_optimizer,
                                         agc_adam_optimizer, bop_optimizer, n2uq_optimizer,
                                         sgd_cosine_optimizer)
-from tflbnn.training.stage import OptimizerFactory, StageResult, train_stage
+from tflbnn.training.stage import OptimizerFactory, StageResult, TrainData, train_stage
 from tflbnn.training.weights import add_weight_decay, sign_binary_kernels, transfer_weights
 
 __all__ = ["two_step", "adambnn_recipe", "bn_free_recipe", "bop_recipe", "n2uq_recipe",
@@ -121,7 +121,7 @@ def _two_steps(build_model, train_data, validation_data, *, run_dir, step1_epoch
 
 def two_step(
     build_model: Callable[[str], tf.keras.Model],
-    train_data: tf.data.Dataset,
+    train_data: TrainData,
     validation_data: tf.data.Dataset,
     *,
     run_dir: str | os.PathLike,
@@ -155,7 +155,7 @@ def two_step(
     Args:
         build_model: returns a fresh model for a precision ``"float"``,
             ``"binary_activations"`` or ``"binary"``; all three must share layer names.
-        train_data: batched training data.
+        train_data: training batches (``EpochData`` for an exact resume, see ``train_stage``).
         validation_data: batched validation data.
         run_dir: output directory.
         step1_epochs: epochs of step 1.
@@ -187,7 +187,7 @@ def two_step(
 
 def adambnn_recipe(
     build_model: Callable[[str], tf.keras.Model],
-    train_data: tf.data.Dataset,
+    train_data: TrainData,
     validation_data: tf.data.Dataset,
     *,
     run_dir: str | os.PathLike,
@@ -225,7 +225,7 @@ def adambnn_recipe(
     Args:
         build_model: returns a fresh model for a precision ``"float"``,
             ``"binary_activations"`` or ``"binary"``; all three must share layer names.
-        train_data: batched training data.
+        train_data: training batches (``EpochData`` for an exact resume, see ``train_stage``).
         validation_data: batched validation data.
         run_dir: output directory.
         step1_epochs: epochs of step 1.
@@ -273,7 +273,7 @@ def _check_bn_free(model: tf.keras.Model, owner: str) -> None:
 
 def bn_free_recipe(
     build_model: Callable[[str], tf.keras.Model],
-    train_data: tf.data.Dataset,
+    train_data: TrainData,
     validation_data: tf.data.Dataset,
     *,
     run_dir: str | os.PathLike,
@@ -303,7 +303,7 @@ def bn_free_recipe(
     Args:
         build_model: returns a fresh BN-free model for a precision ``"float"``,
             ``"binary_activations"`` or ``"binary"``; all three must share layer names.
-        train_data: batched training data.
+        train_data: training batches (``EpochData`` for an exact resume, see ``train_stage``).
         validation_data: batched validation data.
         run_dir: output directory.
         step1_epochs: epochs of step 1.
@@ -347,7 +347,7 @@ def bn_free_recipe(
 
 def bop_recipe(
     build_model: Callable[[str], tf.keras.Model],
-    train_data: tf.data.Dataset,
+    train_data: TrainData,
     validation_data: tf.data.Dataset,
     *,
     run_dir: str | os.PathLike,
@@ -385,7 +385,7 @@ def bop_recipe(
     Args:
         build_model: returns a fresh model for a precision ``"float"``,
             ``"binary_activations"`` or ``"binary"``; all three must share layer names.
-        train_data: batched training data.
+        train_data: training batches (``EpochData`` for an exact resume, see ``train_stage``).
         validation_data: batched validation data.
         run_dir: output directory.
         epochs: epochs of the Bop stage.
@@ -447,7 +447,7 @@ def bop_recipe(
 
 def n2uq_recipe(
     build_model: Callable[[str], tf.keras.Model],
-    train_data: tf.data.Dataset,
+    train_data: TrainData,
     validation_data: tf.data.Dataset,
     *,
     run_dir: str | os.PathLike,
@@ -481,7 +481,7 @@ def n2uq_recipe(
     Args:
         build_model: returns a fresh model for a precision ``"float"`` or ``"n2uq"`` (e.g.
             ``n2uq_resnet18`` with ``precision``); both must share layer names.
-        train_data: batched training data.
+        train_data: training batches (``EpochData`` for an exact resume, see ``train_stage``).
         validation_data: batched validation data.
         run_dir: output directory.
         epochs: epochs of the quantized stage.
@@ -530,7 +530,7 @@ def n2uq_recipe(
 
 def s3_recipe(
     model: tf.keras.Model,
-    train_data: tf.data.Dataset,
+    train_data: TrainData,
     validation_data: tf.data.Dataset,
     *,
     run_dir: str | os.PathLike,
@@ -552,7 +552,7 @@ def s3_recipe(
 
     Args:
         model: a freshly built S3 model (e.g. ``s3_resnet18``).
-        train_data: batched training data.
+        train_data: training batches (``EpochData`` for an exact resume, see ``train_stage``).
         validation_data: batched validation data.
         run_dir: output directory; the stage is resumable under ``run_dir/s3``.
         epochs: epochs.
