@@ -4,6 +4,8 @@
 * ``fashion_mnist``: the full Fashion-MNIST or the subset shipped with tflbnn.
 * ``image_folder`` / ``tfrecord``: ImageNet-style class folders and TFRecord shards, checked
   up front so bad files are reported by name.
+* ``image_header``: ``MAX_IMAGE_PIXELS``, the size limit every decode checks from the file
+  header first (``check_image_size``, ``open_image``).
 * ``preprocess``: ``load_image`` and ``preprocess``, the reference implementation of the
   preprocessing rule in ``tflbnn.metadata``.
 * ``pipeline``: ``make_dataset`` (batching, augmentation, MixUp/CutMix, normalization).
@@ -12,7 +14,14 @@
 
 from tflbnn import _backend  # noqa: F401  (must come first)
 
-from tflbnn.data.bundle import DATA_KINDS, IMAGENET_MEAN, IMAGENET_STD, DataBundle, load_data
+from tflbnn.data.bundle import (
+    DATA_KINDS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DataBundle,
+    check_data_spec,
+    load_data,
+)
 from tflbnn.data.fashion_mnist import (
     FASHION_MNIST_ENV_VAR,
     FASHION_MNIST_LABELS,
@@ -24,6 +33,13 @@ from tflbnn.data.fashion_mnist import (
 )
 from tflbnn.data.idx import load_idx_pair, read_idx, write_idx
 from tflbnn.data.image_check import check_images, image_problem
+from tflbnn.data.image_header import (
+    MAX_IMAGE_PIXELS,
+    ImageTooLargeError,
+    check_image_size,
+    header_size,
+    open_image,
+)
 from tflbnn.data.image_folder import IMAGE_EXTENSIONS, ImageFolder, scan_image_folder
 from tflbnn.data.pipeline import (
     AUGMENTATIONS,
@@ -64,8 +80,12 @@ __all__ = [
     "IMAGENET_STD",
     "IMAGE_EXTENSIONS",
     "ImageFolder",
+    "ImageTooLargeError",
+    "MAX_IMAGE_PIXELS",
     "array_source",
     "center_crop_box",
+    "check_data_spec",
+    "check_image_size",
     "check_images",
     "convert_channels",
     "decode_image",
@@ -74,6 +94,7 @@ __all__ = [
     "fashion_mnist_preprocessing",
     "file_source",
     "find_full_fashion_mnist",
+    "header_size",
     "image_problem",
     "load_data",
     "load_fashion_mnist",
@@ -81,6 +102,7 @@ __all__ = [
     "load_image",
     "make_dataset",
     "normalize",
+    "open_image",
     "pixel_mean_std",
     "preprocess",
     "read_idx",

@@ -17,24 +17,31 @@ A spec is a plain dict (from a config file) with a ``kind`` and that kind's keys
   (without num_train/num_test the files are scanned once to count records and check labels)
 
 ``limit_train``/``limit_test`` keep a deterministic class-balanced subset
-(``subset.stratified_first_n``).
+(``subset.stratified_first_n``). ``check_data_spec`` validates every key's type and range
+before anything is read. With ``num_train``/``num_test`` given, TFRecord files are not scanned,
+so their labels and image sizes are not checked up front.
 """
 
 from tflbnn import _backend  # noqa: F401  (must come first)
 
 import dataclasses
+import math
+import os
 from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
 
 from tflbnn.data import fashion_mnist, image_folder, idx, tfrecord
+from tflbnn.data.image_check import CHECK_MODES
+from tflbnn.data.image_header import MAX_IMAGE_PIXELS
 from tflbnn.data.pipeline import array_source, file_source, make_dataset
 from tflbnn.data.stats import pixel_mean_std
 from tflbnn.data.subset import stratified_first_n
 from tflbnn.metadata import Preprocessing, labels_from_sequence
 
-__all__ = ["DATA_KINDS", "IMAGENET_MEAN", "IMAGENET_STD", "DataBundle", "load_data"]
+__all__ = ["DATA_KINDS", "IMAGENET_MEAN", "IMAGENET_STD", "DataBundle", "check_data_spec",
+           "load_data"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -151,22 +158,161 @@ class DataBundle:
         return np.concatenate(images), np.concatenate(labels)
 
 
-def _checked_spec(spec: dict) -> tuple[str, dict]:
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, (float, np.floating))) and \
+        math.isfinite(float(value))
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, os.PathLike) or (isinstance(value, str) and value != "")
+
+
+# Each rule returns why a value is wrong (completing "data spec key 'x' ..."), or None.
+def _path(value: Any) -> str | None:
+    return None if _is_path(value) else "must be a file or folder path (a non-empty string)"
+
+
+def _optional(rule: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        problem = None if value is None else rule(value)
+        return None if problem is None else f"{problem}, or left out"
+    return check
+
+
+def _one_of(choices: tuple) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, str) and value in choices
+        return None if ok else f"must be one of {', '.join(map(repr, choices))}"
+    return check
+
+
+def _positive_int(value: Any) -> str | None:
+    return None if _is_int(value) and value >= 1 else "must be a positive integer (a count)"
+
+
+def _bool(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def _non_empty_str(value: Any) -> str | None:
+    return None if isinstance(value, str) and value else "must be a non-empty string"
+
+
+def _label_offset(value: Any) -> str | None:
+    return None if _is_int(value) and value >= 0 else "must be an integer >= 0"
+
+
+def _channels(value: Any) -> str | None:
+    return None if _is_int(value) and value in (1, 3) else "must be 1 (grey) or 3 (RGB)"
+
+
+def _center_crop(value: Any) -> str | None:
+    ok = _is_number(value) and 0.0 < float(value) <= 1.0
+    return None if ok else "must be a number in (0, 1] (the fraction of each side kept)"
+
+
+def _image_size(value: Any) -> str | None:
+    if not (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(_is_int(side) and side >= 1 for side in value)):
+        return "must be [height, width], two positive integers"
+    if value[0] * value[1] > MAX_IMAGE_PIXELS:
+        return f"is over the limit of {MAX_IMAGE_PIXELS:,} pixels (tflbnn.data.MAX_IMAGE_PIXELS)"
+    return None
+
+
+def _labels(value: Any) -> str | None:
+    ok = isinstance(value, (list, tuple)) and bool(value) and \
+        all(isinstance(label, str) and label for label in value)
+    return None if ok else "must be a non-empty list of class names (strings)"
+
+
+def _numbers(positive: bool) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, (list, tuple)) and bool(value) and all(
+            _is_number(v) and (float(v) > 0 or not positive) for v in value)
+        kind = "positive finite numbers" if positive else "finite numbers"
+        return None if ok else f"must be a list of {kind}, one per channel"
+    return check
+
+
+def _files(value: Any) -> str | None:
+    ok = _is_path(value) or (isinstance(value, (list, tuple)) and bool(value)
+                             and all(_is_path(item) for item in value))
+    return None if ok else "must be a path or glob pattern, or a non-empty list of them"
+
+
+_KEY_RULES: dict[str, Callable[[Any], str | None]] = {
+    "source": _one_of(fashion_mnist.SOURCES),
+    "data_dir": _optional(_path),
+    "limit_train": _optional(_positive_int),
+    "limit_test": _optional(_positive_int),
+    "train_images": _path,
+    "train_labels": _path,
+    "test_images": _path,
+    "test_labels": _path,
+    "train_dir": _path,
+    "test_dir": _path,
+    "labels": _optional(_labels),
+    "mean": _optional(_numbers(positive=False)),
+    "std": _optional(_numbers(positive=True)),
+    "image_size": _image_size,
+    "channels": _channels,
+    "center_crop": _center_crop,
+    "check": _one_of(CHECK_MODES),
+    "skip_invalid": _bool,
+    "train_files": _files,
+    "test_files": _files,
+    "image_key": _non_empty_str,
+    "label_key": _non_empty_str,
+    "label_offset": _label_offset,
+    "num_train": _optional(_positive_int),
+    "num_test": _optional(_positive_int),
+}
+
+
+def check_data_spec(spec: Any) -> dict:
+    """Validate a data spec without opening any file: kind, keys and every value's type.
+
+    The one place data specs are checked; ``load_data`` calls it first, and callers that
+    must refuse a bad config before doing any work (writing a run folder) can call it too.
+
+    Args:
+        spec: a dict with ``kind`` and that kind's keys (see the module docstring).
+
+    Returns:
+        A new dict: the spec with every optional key filled in with its default.
+
+    Raises:
+        ValueError: for a spec that is not a dict, a missing or unknown kind (the message
+            lists the valid ones), a missing required key, an unknown key, or a value of the
+            wrong type or range; the message names the key, the value and what it must be.
+    """
     if not isinstance(spec, dict):
-        raise ValueError(f"data spec must be a dict with a 'kind', got {type(spec).__name__}")
+        raise ValueError(f"data spec must be a table (dict) with a 'kind', got "
+                         f"{type(spec).__name__} {spec!r}")
     kind = spec.get("kind")
-    if kind not in _SPEC_KEYS:
-        raise ValueError(f"unknown data kind {kind!r}; valid kinds: {', '.join(DATA_KINDS)}")
+    if not isinstance(kind, str) or kind not in _SPEC_KEYS:
+        got = "no 'kind'" if kind is None else repr(kind)
+        raise ValueError(f"data spec key 'kind' must be one of {', '.join(DATA_KINDS)}; got "
+                         f"{got}")
     required, optional = _SPEC_KEYS[kind]
     for key in required:
         if spec.get(key) is None:
             raise ValueError(f"data spec of kind {kind!r} is missing the key {key!r} "
                              f"(required: {', '.join(required)})")
-    unknown = sorted(set(spec) - set(required) - set(optional) - {"kind"})
+    unknown = sorted(set(spec) - set(required) - set(optional) - {"kind"}, key=str)
     if unknown:
         raise ValueError(f"data spec of kind {kind!r} has unknown key(s) {unknown}; valid keys: "
                          f"{', '.join(('kind', *required, *optional))}")
-    return kind, {**optional, **spec}
+    for key, value in spec.items():
+        problem = _KEY_RULES[key](value) if key != "kind" else None
+        if problem is not None:
+            raise ValueError(f"data spec key {key!r} {problem}; got {value!r}")
+    return {**optional, **spec}
 
 
 def _limited(images: np.ndarray, labels: np.ndarray, limit: int | None):
@@ -232,8 +378,6 @@ def _idx(spec: dict) -> DataBundle:
 
 def _image_preprocessing(spec: dict) -> Preprocessing:
     size = spec["image_size"]
-    if not isinstance(size, (list, tuple)) or len(size) != 2:
-        raise ValueError(f"data spec key 'image_size' must be [height, width], got {size!r}")
     channels = int(spec["channels"])
     mean, std = spec["mean"], spec["std"]
     if mean is None or std is None:
@@ -307,9 +451,9 @@ def load_data(spec: dict) -> DataBundle:
         The ``DataBundle``.
 
     Raises:
-        ValueError: for an unknown kind (the message lists the valid ones), a missing required
-            key or an unknown key (named), or invalid data.
+        ValueError: for an invalid spec (see ``check_data_spec``; checked before any file is
+            opened), or invalid data (the message names the file, and the record or class).
         FileNotFoundError: if a file or folder in the spec does not exist.
     """
-    kind, spec = _checked_spec(spec)
-    return _LOADERS[kind](spec)
+    spec = check_data_spec(spec)
+    return _LOADERS[spec["kind"]](spec)

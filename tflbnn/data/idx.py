@@ -7,6 +7,7 @@ uint32 dimensions, then the array in C order, big-endian. Files ending in ``.gz`
 from tflbnn import _backend  # noqa: F401  (must come first)
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -29,20 +30,55 @@ _CODE_TO_DTYPE = {
 _DTYPE_TO_CODE = {dtype.newbyteorder("="): code for code, dtype in _CODE_TO_DTYPE.items()}
 
 
-def _read_bytes(path: Path) -> bytes:
+# Bytes read per step of a gzip stream, so a file never takes more memory than it holds.
+_CHUNK = 16 * 2**20
+
+
+def _open(path: Path):
     if not path.is_file():
         raise FileNotFoundError(f"IDX file not found: {path}")
-    raw = path.read_bytes()
-    if path.suffix != ".gz":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as error:
-        raise ValueError(f"{path}: not a valid gzip file ({error})") from None
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _read_at_most(stream, count: int) -> bytes:
+    # Reads count bytes, or fewer at the end of the data, in bounded chunks: a header that
+    # claims a huge array must not make one read() allocate it before the data runs out.
+    chunks, have = [], 0
+    while have < count:
+        chunk = stream.read(min(_CHUNK, count - have))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        have += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_header(path: Path, stream) -> tuple[np.dtype, tuple[int, ...]]:
+    magic = _read_at_most(stream, 4)
+    if len(magic) < 4:
+        raise ValueError(f"{path}: too short for an IDX header ({len(magic)} bytes)")
+    if magic[0] != 0 or magic[1] != 0:
+        raise ValueError(f"{path}: bad IDX magic number {magic.hex()} (must start with "
+                         f"two zero bytes); is this an IDX file?")
+    code, ndim = magic[2], magic[3]
+    if code not in _CODE_TO_DTYPE:
+        known = ", ".join(f"0x{c:02X}" for c in _CODE_TO_DTYPE)
+        raise ValueError(f"{path}: unknown IDX dtype code 0x{code:02X} (known: {known})")
+    if ndim == 0:
+        raise ValueError(f"{path}: IDX header declares 0 dimensions")
+    dims = _read_at_most(stream, 4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} "
+                         f"bytes, file has {4 + len(dims)}")
+    shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
+    return _CODE_TO_DTYPE[code], shape
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (gzipped if the name ends in ``.gz``).
+
+    Reads no more than the header says the array holds (plus one byte to detect trailing
+    data), so a header claiming a huge array cannot exhaust memory.
 
     Args:
         path: the IDX file.
@@ -57,31 +93,27 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             dtype code, or a size that does not match the header. The message names the file.
     """
     path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise ValueError(f"{path}: too short for an IDX header ({len(data)} bytes)")
-    if data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{path}: bad IDX magic number {data[:4].hex()} (must start with "
-                         f"two zero bytes); is this an IDX file?")
-    code, ndim = data[2], data[3]
-    if code not in _CODE_TO_DTYPE:
-        known = ", ".join(f"0x{c:02X}" for c in _CODE_TO_DTYPE)
-        raise ValueError(f"{path}: unknown IDX dtype code 0x{code:02X} (known: {known})")
-    if ndim == 0:
-        raise ValueError(f"{path}: IDX header declares 0 dimensions")
-    header_size = 4 + 4 * ndim
-    if len(data) < header_size:
-        raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need {header_size} "
-                         f"bytes, file has {len(data)}")
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    dtype = _CODE_TO_DTYPE[code]
-    expected = header_size + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) != expected:
+    try:
+        with _open(path) as stream:
+            dtype, shape = _read_header(path, stream)
+            # Python integers: a product of 32-bit dimensions can overflow int64.
+            body_size = math.prod(shape) * dtype.itemsize
+            body = _read_at_most(stream, body_size + 1)
+    except (OSError, EOFError, zlib.error) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        what = "not a valid gzip file" if path.suffix == ".gz" else "cannot be read"
+        raise ValueError(f"{path}: {what} ({error})") from None
+    if len(body) != body_size:
+        header_size = 4 + 4 * len(shape)
         dims = "x".join(str(d) for d in shape)
-        kind = "truncated" if len(data) < expected else "has trailing bytes"
+        kind = "truncated" if len(body) < body_size else "has trailing bytes"
+        found = f"{header_size + len(body)} bytes" if len(body) <= body_size else \
+            "more bytes"
         raise ValueError(f"{path}: IDX data {kind}: header says {dims} of {dtype.name} "
-                         f"({expected} bytes with header) but the data has {len(data)} bytes")
-    array = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(shape)
+                         f"({header_size + body_size} bytes with header) but the data has "
+                         f"{found}")
+    array = np.frombuffer(body, dtype=dtype).reshape(shape)
     return array.astype(dtype.newbyteorder("="))
 
 
@@ -136,7 +168,8 @@ def load_idx_pair(images_path: str | os.PathLike,
     Raises:
         FileNotFoundError: if a file does not exist.
         ValueError: if a file is not valid IDX, is not uint8, has the wrong number of
-            dimensions, or the image and label counts differ. The message names the file(s).
+            dimensions, holds no images, or the image and label counts differ. The message
+            names the file(s).
     """
     images = read_idx(images_path)
     labels = read_idx(labels_path)
@@ -148,6 +181,12 @@ def load_idx_pair(images_path: str | os.PathLike,
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise ValueError(f"{labels_path}: labels must be 1-D uint8 IDX, got {labels.dtype} "
                          f"with shape {labels.shape}")
+    if len(images) == 0:
+        raise ValueError(f"{images_path}: the IDX file holds no images (its header says "
+                         f"{'x'.join(str(d) for d in images.shape)})")
+    if 0 in images.shape[1:]:
+        raise ValueError(f"{images_path}: images have an empty dimension (shape "
+                         f"{images.shape}); each image needs a height and width of at least 1")
     if len(images) != len(labels):
         raise ValueError(f"image/label count mismatch: {images_path} has {len(images)} images "
                          f"but {labels_path} has {len(labels)} labels")

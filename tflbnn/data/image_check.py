@@ -6,16 +6,16 @@ PIL when a data set is opened and name the offending file instead.
 
 from tflbnn import _backend  # noqa: F401  (must come first)
 
-import io
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
-from tflbnn.data.preprocess import _UNSUPPORTED_MODES
+from tflbnn.data.image_header import ImageTooLargeError, check_image_size, header_size, open_image
+from tflbnn.data.preprocess import UNSUPPORTED_MODES
 
 __all__ = ["CHECK_MODES", "image_problem", "check_images"]
 
@@ -29,12 +29,15 @@ _SUPPORTED_FORMATS = {"JPEG", "PNG"}
 def image_problem(source: str | os.PathLike | bytes, check: str = "verify") -> str | None:
     """Why an image cannot be used, or ``None`` if it passes the check.
 
+    Every mode, ``"none"`` included, reads the size a JPEG/PNG header claims and refuses an
+    image over ``image_header.MAX_IMAGE_PIXELS``, so the tf.data decoders never meet one.
+
     Args:
         source: an image file path, or the encoded bytes of an image.
         check: ``"verify"`` reads the header and checks the file structure
             (``PIL.Image.verify``: cheap, catches most corruption but not every truncated
             JPEG); ``"decode"`` fully decodes the pixels (slower, catches everything);
-            ``"none"`` only checks that a file exists.
+            ``"none"`` only checks that a file exists and the size its header claims.
 
     Returns:
         A short reason, or ``None``.
@@ -46,19 +49,23 @@ def image_problem(source: str | os.PathLike | bytes, check: str = "verify") -> s
         raise ValueError(f"check must be one of {CHECK_MODES}, got {check!r}")
     if not isinstance(source, bytes) and not Path(source).is_file():
         return "file not found"
-    if check == "none":
-        return None
-    opened = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        with Image.open(opened) as image:
+        if check == "none":
+            size = header_size(source)
+            if size is not None:
+                check_image_size(*size)
+            return None
+        with open_image(source) as image:
             if image.format not in _SUPPORTED_FORMATS:
                 return f"format {image.format} is not supported (use JPEG or PNG)"
-            if image.mode in _UNSUPPORTED_MODES:
+            if image.mode in UNSUPPORTED_MODES:
                 return f"{image.mode} (16-bit or float) images are not supported"
             if check == "verify":
                 image.verify()
             else:
                 image.load()
+    except ImageTooLargeError as error:
+        return error.reason
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         return f"cannot decode image ({error})"
     return None

@@ -36,16 +36,31 @@ class ImageFolder:
         return len(self.paths)
 
 
+def _entries(folder: Path) -> list[Path]:
+    # Listing errors (permissions, a folder replaced by a file) become messages naming it.
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as error:
+        raise ValueError(f"cannot list the folder {folder}: {error.strerror or error}") from None
+    for entry in entries:
+        # is_dir()/is_file() are False for a dangling link or a symlink loop, which would
+        # silently drop a class or an image; name it instead.
+        if entry.is_symlink() and not entry.exists() and not entry.name.startswith("."):
+            raise ValueError(f"{entry} is a broken symbolic link or a symlink loop (it points "
+                             f"to {os.readlink(entry)!r}); fix or remove it")
+    return entries
+
+
 def _class_folders(root: Path) -> list[str]:
-    return sorted(entry.name for entry in root.iterdir()
-                  if entry.is_dir() and not entry.name.startswith("."))
+    return [entry.name for entry in _entries(root)
+            if entry.is_dir() and not entry.name.startswith(".")]
 
 
 def _image_files(folder: Path) -> list[Path]:
     # Other files (.DS_Store, Thumbs.db, annotations) are not images and are ignored.
-    return sorted(entry for entry in folder.iterdir()
-                  if entry.is_file() and not entry.name.startswith(".")
-                  and entry.suffix.lower() in IMAGE_EXTENSIONS)
+    return [entry for entry in _entries(folder)
+            if entry.is_file() and not entry.name.startswith(".")
+            and entry.suffix.lower() in IMAGE_EXTENSIONS]
 
 
 def scan_image_folder(root: str | os.PathLike, class_names: Sequence[str] | None = None, *,
@@ -54,7 +69,8 @@ def scan_image_folder(root: str | os.PathLike, class_names: Sequence[str] | None
 
     Files directly inside each class folder whose extension is .jpg, .jpeg or .png (any
     case) are images; other files and nested folders are ignored. Every image is checked
-    with PIL up front so a bad file is reported by name now, not mid-epoch by TensorFlow.
+    up front (with PIL, and always against ``image_header.MAX_IMAGE_PIXELS``) so a bad file
+    is reported by name now, not mid-epoch by TensorFlow.
 
     Args:
         root: folder with one sub-folder per class.
@@ -72,10 +88,13 @@ def scan_image_folder(root: str | os.PathLike, class_names: Sequence[str] | None
     Raises:
         FileNotFoundError: if ``root`` or a named class's folder does not exist.
         ValueError: if ``root`` has no class folders, has a folder not in ``class_names``, a
-            class folder holds no images, or an image is unreadable (unless
+            class folder holds no images, a folder cannot be listed, an entry is a broken
+            symbolic link or symlink loop, or an image is unreadable or too large (unless
             ``skip_invalid``). Messages name the folder, class or file.
     """
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"image folder {root} is a file, not a folder of class sub-folders")
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
     found = _class_folders(root)
@@ -103,6 +122,10 @@ def scan_image_folder(root: str | os.PathLike, class_names: Sequence[str] | None
         paths.extend(str(f) for f in files)
         labels.extend([index] * len(files))
     keep = check_images(paths, check=check, skip_invalid=skip_invalid, what="image file")
+    emptied = [class_names[index] for index in sorted(set(labels) - {labels[i] for i in keep})]
+    if emptied:
+        raise ValueError(f"image folder {root}: no valid images left in class(es) {emptied} "
+                         f"after skipping the invalid ones")
     return ImageFolder(
         root=root,
         paths=tuple(paths[i] for i in keep),

@@ -31,11 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
+from tflbnn.data.image_header import ImageTooLargeError, open_image
 from tflbnn.metadata import Preprocessing
 
 __all__ = [
+    "UNSUPPORTED_MODES",
     "load_image",
     "decode_image",
     "center_crop_box",
@@ -50,14 +52,15 @@ _LUMA = (0.2989, 0.5870, 0.1140)
 # PIL modes that hold grey pixels; every other supported mode is converted to RGB.
 _GREY_MODES = {"L", "LA", "1"}
 # 16-bit/float modes: PIL clips to 0-255 while TF rescales, so the two would disagree.
-_UNSUPPORTED_MODES = {"I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
+UNSUPPORTED_MODES = frozenset({"I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Decode an image file with PIL to uint8, as step 1 of the rule expects.
 
     Palette, alpha, bilevel and CMYK images become RGB (alpha is dropped, not composited);
-    grey images (with or without alpha) stay grey.
+    grey images (with or without alpha) stay grey. The size the file claims is checked
+    against ``image_header.MAX_IMAGE_PIXELS`` before anything is decoded.
 
     Args:
         path: image file (JPEG, PNG or anything else PIL reads at 8 bits per channel).
@@ -67,21 +70,27 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: if the file cannot be decoded or is a 16-bit/float image; the message names
-            the file.
+        ValueError: if the file cannot be decoded, is a 16-bit/float image or claims more
+            than ``MAX_IMAGE_PIXELS`` pixels (``ImageTooLargeError``); the message names the
+            file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
-        with Image.open(path) as image:
-            if image.mode in _UNSUPPORTED_MODES:
-                raise ValueError(f"{path}: {image.mode} (16-bit or float) images are not "
-                                 f"supported; convert the file to 8 bits per channel")
-            target = "L" if image.mode in _GREY_MODES else "RGB"
-            array = np.asarray(image.convert(target), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        with open_image(path) as image:
+            mode = image.mode
+            if mode not in UNSUPPORTED_MODES:
+                target = "L" if mode in _GREY_MODES else "RGB"
+                array = np.asarray(image.convert(target), dtype=np.uint8)
+    except ImageTooLargeError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        # PIL raises ValueError too (e.g. for an over-long compressed text chunk).
         raise ValueError(f"{path}: cannot decode image ({error})") from None
+    if mode in UNSUPPORTED_MODES:
+        raise ValueError(f"{path}: {mode} (16-bit or float) images are not supported; convert "
+                         f"the file to 8 bits per channel")
     if array.ndim == 2:
         array = array[..., np.newaxis]
     return array

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tflbnn.data.image_check import check_images
+from tflbnn.data.image_header import check_image_size, header_size
 from tflbnn.data.preprocess import decode_image
 
 __all__ = [
@@ -135,13 +136,40 @@ def _feature_spec(image_key: str, label_key: str) -> dict:
     }
 
 
+def _first_bad_record(file: str, spec: dict) -> tuple[int, str]:
+    # Only on the error path: re-read the file one record at a time to name the record
+    # that cannot be read or parsed (the batched scan only knows the batch).
+    index = 0
+    try:
+        for record in tf.data.TFRecordDataset(file):
+            tf.io.parse_single_example(record, spec)
+            index += 1
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+        return index, error.message.splitlines()[0]
+    except UnicodeDecodeError:
+        # TF quotes the undecodable record in its message and then fails to decode that.
+        return index, "the record is not a serialized tf.train.Example"
+    return index, "unknown error"
+
+
+def _check_image_headers(file: str, start: int, images: np.ndarray, image_key: str) -> None:
+    for offset, encoded in enumerate(images):
+        where = f"TFRecord file {file}, record {start + offset}"
+        size = header_size(encoded)
+        if size is None:
+            raise ValueError(f"{where}: the {image_key!r} feature is not a JPEG or PNG image "
+                             f"(or its header is damaged)")
+        check_image_size(*size, name=where)
+
+
 def scan_tfrecords(files: str | os.PathLike | Sequence[str | os.PathLike], *,
                    num_classes: int | None = None, image_key: str = DEFAULT_IMAGE_KEY,
                    label_key: str = DEFAULT_LABEL_KEY, label_offset: int = 0) -> int:
-    """Count the records of TFRecord files and check every record's features and label.
+    """Count the records of TFRecord files and check every record's features, label and size.
 
-    This reads every file once (the images are not decoded), so problems are reported by
-    file and record index before training rather than mid-epoch.
+    This reads every file once; images are not decoded, but each one's header must be JPEG
+    or PNG and claim at most ``image_header.MAX_IMAGE_PIXELS`` pixels. Problems are reported
+    by file and record index before training rather than mid-epoch.
 
     Args:
         files: paths or glob patterns, see ``resolve_files``.
@@ -156,9 +184,10 @@ def scan_tfrecords(files: str | os.PathLike | Sequence[str | os.PathLike], *,
 
     Raises:
         FileNotFoundError: if a file is missing.
-        ValueError: if a file is not a readable TFRecord file, a record lacks the image or
-            label feature, or a label is out of range. The message names the file and the
-            record index.
+        ValueError: if a file is not a readable TFRecord file (truncated, corrupt), a record
+            is not a ``tf.train.Example`` with the image and label features, an image is not
+            JPEG/PNG or claims too many pixels, or a label is out of range. The message names
+            the file and the record index.
     """
     spec = _feature_spec(image_key, label_key)
     total = 0
@@ -169,13 +198,15 @@ def scan_tfrecords(files: str | os.PathLike | Sequence[str | os.PathLike], *,
         try:
             for batch in dataset:
                 labels = batch[label_key].numpy()
-                empty = (tf.strings.length(batch[image_key]) == 0).numpy()
+                images = batch[image_key].numpy()
+                empty = np.array([len(image) == 0 for image in images], dtype=bool)
                 missing = labels == _MISSING_LABEL
                 for flags, what in ((missing, f"no {label_key!r} feature"),
                                     (empty, f"no (or empty) {image_key!r} feature")):
                     if flags.any():
                         index = start + int(np.argmax(flags))
                         raise ValueError(f"TFRecord file {file}, record {index}: {what}")
+                _check_image_headers(file, start, images, image_key)
                 if num_classes is not None:
                     shifted = labels - label_offset
                     bad = (shifted < 0) | (shifted >= num_classes)
@@ -187,9 +218,11 @@ def scan_tfrecords(files: str | os.PathLike | Sequence[str | os.PathLike], *,
                             f"outside [0, {num_classes}); {int(bad.sum())} bad label(s) in "
                             f"records {start}-{start + len(labels) - 1}")
                 start += len(labels)
-        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
-            raise ValueError(f"TFRecord file {file}: unreadable after record {start} "
-                             f"({error.message.splitlines()[0]})") from None
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, UnicodeDecodeError):
+            index, reason = _first_bad_record(file, spec)
+            raise ValueError(f"TFRecord file {file}: unreadable at record {index}, truncated, "
+                             f"corrupt or not a tf.train.Example with the expected features "
+                             f"({reason})") from None
         total += start
     return total
 
