@@ -180,13 +180,33 @@ def example(image: bytes | None, label: int | None) -> bytes:
 def test_tfrecord_scan_refuses_a_bomb_by_record(tmp_path, bombs):
     path = tmp_path / "bombs.tfrecord"
     good = PNGS[0].read_bytes()
-    write_records(path, [example(good, 0), example(good, 1), example(bombs["jpeg"].read_bytes(), 0)])
+    bomb = bombs["jpeg"].read_bytes()
+    write_records(path, [example(good, 0), example(good, 1), example(bomb, 0)])
     with pytest.raises(ValueError) as error:
         data.scan_tfrecords(path, num_classes=2)
     assert_names_bomb(str(error.value), f"{path}, record 2", "65500x65500")
 
 
-# --------------------------------------------------------------------- CLI: train, classify
+def test_tf_decoding_refuses_a_bomb_that_no_scan_checked(tmp_path, bombs):
+    """The in-graph guard: no 1.2 GB allocation, an error naming the file and the limit."""
+    source = data.file_source([str(PNGS[0]), str(bombs["png"])], [0, 1])
+    iterator = iter(source)
+    image, _ = next(iterator)  # a normal image still decodes as load_image does
+    expected = data.load_image(PNGS[0])
+    np.testing.assert_array_equal(data.convert_channels(image, expected.shape[-1]), expected)
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        next(iterator)
+    message = error.value.message
+    assert str(bombs["png"]) in message and "400000000" in message
+    assert str(data.MAX_IMAGE_PIXELS) in message
+    path = tmp_path / "bomb.tfrecord"
+    write_records(path, [example(bombs["png"].read_bytes(), 0)])
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        list(data.tfrecord_source(path))
+    assert str(path) in error.value.message and "400000000" in error.value.message
+
+
+# --------------------------------------------------------------------- CLI: train
 
 
 def write_config(tmp_path: Path, data_lines: str) -> Path:

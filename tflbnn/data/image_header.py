@@ -21,15 +21,16 @@ from typing import BinaryIO, Iterator
 
 from PIL import Image
 
-__all__ = ["MAX_IMAGE_PIXELS", "ImageTooLargeError", "check_image_size", "header_size",
-           "open_image"]
+__all__ = ["MAX_IMAGE_PIXELS", "PNG_SIGNATURE", "ImageTooLargeError", "check_image_size",
+           "header_size", "open_image"]
 
 #: Most pixels (width × height) an image may have: 8192 × 8192, 192 MiB as decoded RGB.
 #: Below PIL's own bomb threshold (``PIL.Image.MAX_IMAGE_PIXELS``, 89.5 M), so an image this
 #: check lets through never trips PIL's warning or error.
 MAX_IMAGE_PIXELS = 8192 * 8192
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: The eight bytes every PNG file starts with.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOI = b"\xff\xd8"
 # Start-of-frame markers (baseline, progressive, lossless, arithmetic...); C4 (DHT), C8 (JPG)
 # and CC (DAC) share the range but are not frames.
@@ -111,9 +112,9 @@ def _jpeg_size(stream: BinaryIO) -> tuple[int, int] | None:
 
 
 def _header_size_of(stream: BinaryIO) -> tuple[int, int] | None:
-    signature = stream.read(len(_PNG_SIGNATURE))
+    signature = stream.read(len(PNG_SIGNATURE))
     stream.seek(0)
-    if signature == _PNG_SIGNATURE:
+    if signature == PNG_SIGNATURE:
         return _png_size(stream)
     if signature.startswith(_JPEG_SOI):
         return _jpeg_size(stream)

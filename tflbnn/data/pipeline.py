@@ -82,7 +82,7 @@ def file_source(paths: Sequence[str | os.PathLike], labels: Sequence[int]) -> tf
     if not paths:
         raise ValueError("file_source needs at least one image file")
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
-    return dataset.map(lambda path, label: (decode_image(tf.io.read_file(path)), label),
+    return dataset.map(lambda path, label: (decode_image(tf.io.read_file(path), [path]), label),
                        num_parallel_calls=tf.data.AUTOTUNE)
 
 

@@ -28,12 +28,18 @@ from tflbnn import _backend  # noqa: F401  (must come first)
 import math
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 from PIL import UnidentifiedImageError
 
-from tflbnn.data.image_header import ImageTooLargeError, open_image
+from tflbnn.data.image_header import (
+    MAX_IMAGE_PIXELS,
+    PNG_SIGNATURE,
+    ImageTooLargeError,
+    open_image,
+)
 from tflbnn.metadata import Preprocessing
 
 __all__ = [
@@ -96,19 +102,53 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     return array
 
 
-def decode_image(encoded: tf.Tensor) -> tf.Tensor:
+def _claimed_pixels(encoded: tf.Tensor) -> tf.Tensor:
+    # In-graph twin of image_header.header_size, for data no scan has checked: PNG sizes
+    # come from the IHDR bytes, JPEG sizes from extract_jpeg_shape (header only); other data
+    # claims 0 and is left to the decoder to refuse.
+    padded = tf.strings.join([encoded, tf.constant(bytes(24))])
+    is_png = tf.logical_and(tf.strings.substr(padded, 0, 8) == PNG_SIGNATURE,
+                            tf.strings.substr(padded, 12, 4) == b"IHDR")
+    size_bytes = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, 16, 8), tf.uint8), tf.int64)
+    width = tf.reduce_sum(size_bytes[:4] * [2**24, 2**16, 2**8, 1])
+    height = tf.reduce_sum(size_bytes[4:] * [2**24, 2**16, 2**8, 1])
+    is_jpeg = tf.strings.substr(padded, 0, 2) == b"\xff\xd8"
+    jpeg_pixels = tf.cond(
+        is_jpeg,
+        lambda: tf.reduce_prod(tf.cast(tf.io.extract_jpeg_shape(encoded)[:2], tf.int64)),
+        lambda: tf.constant(0, tf.int64))
+    return tf.where(is_png, width * height, jpeg_pixels)
+
+
+def decode_image(encoded: tf.Tensor, where: Sequence[tf.Tensor | str] = ()) -> tf.Tensor:
     """Decode JPEG or PNG bytes in TensorFlow exactly as ``load_image`` decodes them with PIL.
+
+    The size the header claims is checked first against ``image_header.MAX_IMAGE_PIXELS``,
+    as ``load_image`` does, so an image bomb fails with a message instead of an allocation
+    of gigabytes. Data sets check every image when they are opened
+    (``scan_image_folder``, ``scan_tfrecords``); this guard covers data nothing scanned.
 
     Args:
         encoded: scalar string tensor holding a JPEG or PNG file.
+        where: tensors or strings that name the image in the error (e.g. its file name).
 
     Returns:
         uint8 tensor ``(H, W, 3)``; grey images are repeated to three channels, which
         ``convert_channels`` undoes without loss.
+
+    Raises:
+        tf.errors.InvalidArgumentError: when the graph runs, for an image over the limit or
+            data the decoder cannot read.
     """
-    # decode_jpeg reads PNG too (same kernel as decode_image) and is the only decoder that
-    # accepts dct_method; INTEGER_ACCURATE matches PIL, the default INTEGER_FAST does not.
-    return tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE")
+    pixels = _claimed_pixels(encoded)
+    check = tf.debugging.Assert(
+        pixels <= MAX_IMAGE_PIXELS,
+        [*where, "image claims", pixels, f"pixels, over the limit of {MAX_IMAGE_PIXELS} "
+         f"(tflbnn.data.MAX_IMAGE_PIXELS); refusing to decode it"])
+    with tf.control_dependencies([check]):
+        # decode_jpeg reads PNG too (same kernel as decode_image) and is the only decoder
+        # that accepts dct_method; INTEGER_ACCURATE matches PIL, INTEGER_FAST does not.
+        return tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE")
 
 
 def center_crop_box(height: int, width: int, fraction: float) -> tuple[int, int, int, int]:

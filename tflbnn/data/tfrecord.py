@@ -251,6 +251,9 @@ def tfrecord_source(files: str | os.PathLike | Sequence[str | os.PathLike], *,
 
     Raises:
         FileNotFoundError: if a file is missing or a pattern matches nothing.
+        tf.errors.InvalidArgumentError: while iterating, for a label out of range or an image
+            over ``MAX_IMAGE_PIXELS`` (naming the file and record); ``scan_tfrecords`` finds
+            both before training.
     """
     resolved = resolve_files(files)
     spec = {
@@ -278,6 +281,7 @@ def tfrecord_source(files: str | os.PathLike | Sequence[str | os.PathLike], *,
                 f"TFRecord file", file_name, "record", index, "label", label], summarize=3)
             with tf.control_dependencies([check]):
                 label = tf.identity(label)
-        return decode_image(example[image_key]), label
+        where = ["TFRecord file", file_name, "record", index]
+        return decode_image(example[image_key], where), label
 
     return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
