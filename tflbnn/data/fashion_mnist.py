@@ -99,7 +99,11 @@ def _manifest() -> dict:
         raise FileNotFoundError(f"embedded Fashion-MNIST manifest missing: {path}; the tflbnn "
                                 f"installation is incomplete (reinstall it, or run "
                                 f"scripts/make_embedded_fashion_mnist.py in a checkout)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: the embedded Fashion-MNIST manifest is not valid JSON "
+                         f"({error}); reinstall tflbnn") from None
 
 
 def fashion_mnist_manifest() -> dict:
