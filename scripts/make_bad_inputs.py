@@ -987,6 +987,24 @@ def _config_cases(c: _Corpus) -> None:
           NOT_FOUND + ("directory", "not a file"))
     c.cli("train/config_missing", "config", ["train", c.root / "configs" / "gone.toml"],
           ["gone.toml"], NOT_FOUND)
+    _resume_trap(c)
+
+
+def _resume_trap(c: _Corpus) -> None:
+    """A run folder whose finished stage holds a booby-trapped ``model.keras``: resuming the
+    run must refuse it, not run it."""
+    from tflbnn.experiment import load_config
+
+    out = c.path("resume/out/x").parent
+    config = _train_config(c, "resume_trap", output_dir=str(out))
+    stage = out / "run" / "float"
+    stage.mkdir(parents=True)
+    (out / "run" / "config.json").write_text(
+        json.dumps(load_config(config).as_dict(), indent=2, default=str))
+    shutil.copyfile(c.root / "keras" / "lambda_keras.keras", stage / "model.keras")
+    (stage / "stage.json").write_text(json.dumps(
+        {"stage": "float", "test_loss": 1.0, "test_accuracy": 0.1, "seconds": 1.0}))
+    c.cli("train/resume_trapped_stage", "loader", ["train", config], ["model.keras"], UNSAFE)
 
 
 def _search_config(c: _Corpus, file_name: str, /, **parts: Any) -> str:
@@ -1074,7 +1092,7 @@ def _option_cases(c: _Corpus) -> None:
         ("convert/output_under_a_file", [*convert, "-o", f"{regular}/m.tflite"], ["a_file"],
          NOT_WRITABLE),
         ("convert/output_an_existing_dir", [*convert, "-o", existing_dir], ["existing_dir"],
-         NOT_WRITABLE),
+         NOT_WRITABLE + ("must end in",)),
         ("convert/labels_duplicate", [*with_labels[:-1], labels_dup, "--mean", "0.5", "--std",
                                       "0.25"], ["labels"], ("unique", "duplicate")),
         ("convert/labels_empty", [*with_labels[:-1], labels_empty, "--mean", "0.5", "--std",
@@ -1082,7 +1100,7 @@ def _option_cases(c: _Corpus) -> None:
         ("convert/mean_two_values", [*with_labels, "--mean", "0.5", "0.5", "--std", "0.25"],
          ["mean"], ("one per channel", "values", "needs")),
         ("convert/std_zero", [*with_labels, "--mean", "0.5", "--std", "0"], ["std"],
-         ("positive", "zero")),
+         ("positive", "zero", "> 0")),
         ("convert/std_nan", [*with_labels, "--mean", "0.5", "--std", "nan"], ["std"],
          ("finite", "nan", "positive")),
         ("convert/center_crop_zero", [*with_labels, "--mean", "0.5", "--std", "0.25",

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import importlib.util
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -144,14 +146,32 @@ class Outcome:
         return f"{case.id} [{case.area}]: {'; '.join(problems)}\n    {what}\n    said: {tail}"
 
 
+#: Files TensorFlow's autograph writes to the temporary folder for each converted function and
+#: deletes at interpreter exit (atexit): not the case's leftovers, since a real run removes them.
+_AUTOGRAPH_FILES = re.compile(r"__autograph_generated_file\w+\.py")
+
+
 def _snapshot(roots: list[Path]) -> dict[str, tuple]:
+    """Path -> (type, size, content digest or mtime) of every file and folder under ``roots``.
+
+    The same file rewritten with the same bytes is no change; large files (the sparse 2 GiB
+    one) are compared by mtime; a folder by its existence (its files speak for its content).
+    """
     files = {}
     for root in roots:
         for folder, dirs, names in os.walk(root):
             for name in dirs + names:
                 path = Path(folder) / name
                 stat = path.lstat()
-                files[str(path)] = (stat.st_mode >> 12, stat.st_size, stat.st_mtime_ns)
+                if name in dirs and not path.is_symlink():
+                    files[str(path)] = ("folder",)
+                elif _AUTOGRAPH_FILES.fullmatch(name):
+                    continue
+                elif stat.st_size <= 4 << 20 and path.is_file() and not path.is_symlink():
+                    content = hashlib.sha256(path.read_bytes()).hexdigest()
+                    files[str(path)] = (stat.st_mode >> 12, stat.st_size, content)
+                else:
+                    files[str(path)] = (stat.st_mode >> 12, stat.st_size, stat.st_mtime_ns)
     return files
 
 
@@ -349,8 +369,11 @@ def test_summary(corpus, request):
     detail = f"({unclear} unclear messages, {executed} executed code, of {len(corpus.cases)} " \
              f"cases in the corpus)"
     report = corpus.root / "reliability_report.json"
-    report.write_text(json.dumps({"summary": line, "failed": [
-        outcome.describe() for outcome in outcomes if not outcome.clear]}, indent=1))
+    report.write_text(json.dumps({
+        "summary": f"{line} {detail}",
+        "failed": [outcome.describe() for outcome in outcomes if not outcome.clear],
+        "messages": {outcome.case.id: " ".join(outcome.output.split())[-400:]
+                     for outcome in outcomes}}, indent=1))
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line("")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from importlib import resources
 
+from tflbnn.commands import CommandError
+
 __all__ = ["add_parser", "run", "demo_config_path"]
 
 
@@ -36,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from tflbnn.deploy import deploy_run
     from tflbnn.experiment import load_config, run_experiment
 
+    if args.bench_runs < 1:  # checked before the minutes of training, not after
+        raise CommandError(f"--bench-runs must be at least 1, got {args.bench_runs}")
     with resources.as_file(demo_config_path()) as config_file:
         config = load_config(config_file, output_dir=args.output_dir, name=args.name)
     result = run_experiment(config, verbose=2 if args.quiet else "auto")
