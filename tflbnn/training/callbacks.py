@@ -134,7 +134,11 @@ def restore_epoch_checkpoint(folder: str | os.PathLike, checkpoint: tf.train.Che
     if state is None:
         return 0
     try:
-        checkpoint.read(str(state["prefix"])).assert_existing_objects_matched()
+        status = checkpoint.read(str(state["prefix"]))
+        status.assert_existing_objects_matched()
+        # Optimizer slots are restored when the first step creates them; a stage whose epochs
+        # had all finished takes no step, and TensorFlow would warn about the unused values.
+        status.expect_partial()
     except (tf.errors.OpError, AssertionError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
         raise ValueError(f"{folder}: the checkpoint of epoch {state['epochs_done']} does not "

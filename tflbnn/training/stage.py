@@ -316,7 +316,9 @@ def train_stage(
         trainer.compile(optimizer=stage_optimizer, loss=_cross_entropy(first_epoch_data),
                         metrics=["accuracy"])
 
-    state = tf.train.Checkpoint(model=trainer, optimizer=stage_optimizer)
+    # The student and its optimizer: a teacher is fixed and may come from a file (without the
+    # optimizer it was trained with), so it is no part of the training state.
+    state = tf.train.Checkpoint(model=model, optimizer=stage_optimizer)
     done_epochs = restore_epoch_checkpoint(stage_dir / _BACKUP_DIR, state)
     if done_epochs > epochs:
         raise ValueError(f"stage {name}: {stage_dir / _BACKUP_DIR} holds {done_epochs} trained "
