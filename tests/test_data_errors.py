@@ -381,6 +381,24 @@ def test_tfrecord_record_that_is_not_an_example(tmp_path):
     assert str(path) in str(error.value)
 
 
+def test_empty_tfrecord_file_is_refused(tmp_path):
+    path = tmp_path / "empty.tfrecord"
+    write_records(path, [])
+    assert path.stat().st_size == 0
+    with pytest.raises(ValueError, match="holds no records") as error:
+        data.scan_tfrecords(path)
+    assert str(path) in str(error.value)
+
+
+def test_corrupt_tfrecord_message_has_no_tf_internals(good_records):
+    content = bytearray(good_records.read_bytes())
+    content[record_offsets(good_records)[2] + 40] ^= 0xFF
+    good_records.write_bytes(bytes(content))
+    with pytest.raises(ValueError) as error:
+        data.scan_tfrecords(good_records)
+    assert "function_node" not in str(error.value) and "[Op:" not in str(error.value)
+
+
 @pytest.mark.parametrize("image,label,message", [
     (None, 0, "no \\(or empty\\) 'image/encoded'"),
     (b"", 0, "no \\(or empty\\) 'image/encoded'"),

@@ -9,6 +9,7 @@ from tflbnn import _backend  # noqa: F401  (must come first)
 
 import glob
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -145,11 +146,20 @@ def _first_bad_record(file: str, spec: dict) -> tuple[int, str]:
             tf.io.parse_single_example(record, spec)
             index += 1
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
-        return index, error.message.splitlines()[0]
+        return index, _plain_tf_message(error.message)
     except UnicodeDecodeError:
         # TF quotes the undecodable record in its message and then fails to decode that.
         return index, "the record is not a serialized tf.train.Example"
     return index, "unknown error"
+
+
+def _plain_tf_message(message: str) -> str:
+    # TF prefixes eager errors with graph-function names ("{{function_node ...}}") and
+    # suffixes the op ("[Op:IteratorGetNext]"): neither means anything to a user.
+    first_line = message.splitlines()[0] if message else ""
+    first_line = re.sub(r"\{\{function_node [^}]*\}\}", "", first_line)
+    first_line = re.sub(r"\s*\[Op:[^\]]*\]", "", first_line)
+    return first_line.strip() or "unreadable record"
 
 
 def _check_image_headers(file: str, start: int, images: np.ndarray, image_key: str) -> None:
@@ -184,10 +194,10 @@ def scan_tfrecords(files: str | os.PathLike | Sequence[str | os.PathLike], *,
 
     Raises:
         FileNotFoundError: if a file is missing.
-        ValueError: if a file is not a readable TFRecord file (truncated, corrupt), a record
-            is not a ``tf.train.Example`` with the image and label features, an image is not
-            JPEG/PNG or claims too many pixels, or a label is out of range. The message names
-            the file and the record index.
+        ValueError: if a file holds no records, is not a readable TFRecord file (truncated,
+            corrupt), a record is not a ``tf.train.Example`` with the image and label
+            features, an image is not JPEG/PNG or claims too many pixels, or a label is out of
+            range. The message names the file and the record index.
     """
     spec = _feature_spec(image_key, label_key)
     total = 0
@@ -223,6 +233,8 @@ def scan_tfrecords(files: str | os.PathLike | Sequence[str | os.PathLike], *,
             raise ValueError(f"TFRecord file {file}: unreadable at record {index}, truncated, "
                              f"corrupt or not a tf.train.Example with the expected features "
                              f"({reason})") from None
+        if start == 0:
+            raise ValueError(f"TFRecord file {file} holds no records")
         total += start
     return total
 
