@@ -76,13 +76,15 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: if the file cannot be decoded, is a 16-bit/float image or claims more
-            than ``MAX_IMAGE_PIXELS`` pixels (``ImageTooLargeError``); the message names the
-            file.
+        ValueError: if the path is not a regular file, the file cannot be decoded, is a
+            16-bit/float image or claims more than ``MAX_IMAGE_PIXELS`` pixels
+            (``ImageTooLargeError``); the message names the file.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"image file not found: {path}")
+    if not path.is_file():
+        raise ValueError(f"{path}: not an image file (it is a folder or a special file)")
     try:
         with open_image(path) as image:
             mode = image.mode
