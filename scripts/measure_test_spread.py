@@ -67,8 +67,11 @@ def parse_threads(text: str) -> list[int]:
     return threads
 
 
-def run_once(pytest_args: list[str], seed: int, threads: int) -> tuple[dict, list[dict]]:
-    """Run pytest once; return the run's record and the values its tests recorded."""
+def run_once(pytest_args: list[str], seed: int, threads: int,
+             log_dir: Path | None = None) -> tuple[dict, list[dict]]:
+    """Run pytest once; return the run's record and the values its tests recorded.
+
+    With ``log_dir``, pytest's output is kept there as ``seed<S>_threads<T>.log``."""
     with tempfile.TemporaryDirectory() as folder:
         log = Path(folder) / "spread.jsonl"
         environment = dict(os.environ, TFLBNN_TEST_SEED=str(seed),
@@ -80,6 +83,10 @@ def run_once(pytest_args: list[str], seed: int, threads: int) -> tuple[dict, lis
         seconds = time.monotonic() - started
         values = ([json.loads(line) for line in log.read_text().splitlines()]
                   if log.exists() else [])
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        (log_dir / f"seed{seed}_threads{threads}.log").write_text(completed.stdout
+                                                                  + completed.stderr)
     lines = completed.stdout.strip().splitlines()
     run = {"seed": seed, "threads": threads, "exit_code": completed.returncode,
            "seconds": round(seconds, 1), "result": lines[-1] if lines else "",
@@ -129,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="TensorFlow and interpreter thread counts (default 1,2)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
                         help=f"JSON file to merge into (default {DEFAULT_OUTPUT.relative_to(ROOT)})")
+    parser.add_argument("--log-dir", type=Path,
+                        help="keep each run's pytest output in this folder")
     parser.add_argument("--summary", action="store_true",
                         help="only print the summary of --output")
     options, pytest_args = parser.parse_known_args(argv)
@@ -139,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("name the tests to measure (pytest arguments)")
         for seed in options.seeds:
             for threads in options.threads:
-                run, values = run_once(pytest_args, seed, threads)
+                run, values = run_once(pytest_args, seed, threads, options.log_dir)
                 print(f"seed {seed}, {threads} thread(s): {run['result']} ({run['seconds']} s, "
                       f"{len(values)} values)", flush=True)
                 merge(measurements, run, values)

@@ -284,12 +284,12 @@ def fashion():
 
 
 @pytest.fixture(scope="module")
-def small_models(fashion):
+def small_models(fashion, test_seed):
     """The float twin with non-trivial weights and the binary model taking them over."""
     _, images = fashion
-    tf.keras.utils.set_random_seed(11)
+    tf.keras.utils.set_random_seed(11 + 10 * test_seed)
     float_model = get_model("bimlp_s", precision="float", **SMALL)
-    randomise(float_model, seed=12)
+    randomise(float_model, seed=12 + 10 * test_seed)
     binary = get_model("bimlp_s", precision="binary", **SMALL)
     copied = transfer_weights(float_model, binary)
     recalibrate_batch_norm(binary, images[:100])
@@ -335,22 +335,25 @@ def test_keras_file_round_trip_gives_identical_outputs(small_models, fashion, tm
                                   binary(images, training=False))
 
 
-def test_small_bimlp_s_converts_with_ineligible_layers_reported(small_models, fashion, tmp_path):
+def test_small_bimlp_s_converts_with_ineligible_layers_reported(small_models, fashion, tmp_path,
+                                                                spread):
     data, images = fashion
     _, binary, _ = small_models
     metadata = ModelMetadata(labels=data.labels, preprocessing=data.preprocessing)
-    # Parity: the logits must agree to 1e-3 relative on the median image, with no allowance for
-    # the model's own rounding sensitivity (rounding_noise=None). Top-1 agreement is held to
-    # 95%, not the default 99%: with random weights at this width the network is chaotic (a
-    # sign flip among 8 input channels moves its conv outputs by ~70% of their spread), so
-    # Keras agrees with *itself* on only 97.5% of these images under 1e-6 relative input noise
-    # (78% under 1e-5), while LCE agrees with Keras on 98%. Trained networks are far stabler
-    # (README: ReActNet-A, 99.99% on 10,000 images).
+    # Parity: the logits must agree to 1e-3 relative on the median image, with no allowance for the
+    # model's own rounding sensitivity (rounding_noise=None). Top-1 agreement is held to 93%, not
+    # the default 99%: with random weights at this width the network is chaotic (a sign flip among 8
+    # input channels moves its conv outputs by ~70% of their spread), so Keras agrees with *itself*
+    # on only 97.5% of these images under 1e-6 relative input noise (78% under 1e-5), while LCE
+    # agrees with Keras on 98%. Trained networks are far stabler (README: ReActNet-A, 99.99% on
+    # 10,000 images). Measured over seeds 0-4, seed 0 at 1 and 2 threads
+    # (tests/spread_measurements.json): 97.5-99.5 %, median relative difference
+    # 0.9e-6-1.4e-6; floor 93 %, two spreads below the lowest.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         report = convert_model(binary, tmp_path / "bimlp.tflite", metadata=metadata,
                                parity_images=images, float_reference=False,
-                               rounding_noise=None, min_top1_agreement=0.95)
+                               rounding_noise=None, min_top1_agreement=0.0)
     assert any(issubclass(w.category, CoverageWarning) and "not eligible" in str(w.message)
                for w in caught)
     coverage = report.coverage
@@ -395,5 +398,7 @@ def test_small_bimlp_s_converts_with_ineligible_layers_reported(small_models, fa
 
     parity = report.parity
     assert parity is not None and parity.passed and parity.tolerance == 1e-3
-    assert parity.median_relative_delta < 1e-5  # most images: float rounding only
-    assert parity.top1_agreement >= 0.95 and parity.num_images == PARITY_IMAGES
+    # Most images: float rounding only.
+    assert spread("median_relative_delta", parity.median_relative_delta) < 1e-5
+    assert spread("top1_agreement", parity.top1_agreement) >= 0.93
+    assert parity.num_images == PARITY_IMAGES

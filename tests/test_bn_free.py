@@ -280,17 +280,23 @@ def test_agc_adam_optimizer_clips_all_but_the_classifier():
         [not v.name.startswith("logits") for v in model.trainable_variables]
 
 
-def test_small_bn_free_reactnet_a_trains_and_converts_fully_to_lce(tmp_path):
+def test_small_bn_free_reactnet_a_trains_and_converts_fully_to_lce(tmp_path, spread, test_seed):
+    """Trains 3 eager steps (seeded initialisation and data order, op determinism), then
+    converts. Cannot flake: only whether the kernel moved is asserted of the training; parity
+    measured over seeds 0-4, seed 0 at 1 and 2 threads (tests/spread_measurements.json): median
+    relative difference 0.7e-6-1.2e-6, all 40 images within 1e-4 and the same class (bounds
+    1e-5, 90 %, 90 %: the margin is for the flips a barely trained deep BNN can show, see
+    below)."""
     data = load_data({"kind": "fashion_mnist", "source": "embedded", "limit_train": 96,
                       "limit_test": 40})
-    tf.keras.utils.set_random_seed(0)
+    tf.keras.utils.set_random_seed(10 * test_seed)
     model = get_model("reactnet_a", input_shape=data.preprocessing.input_shape,
                       num_classes=data.num_classes, width=0.25, stem_stride=1, bn_free=True)
     optimizer = agc_adam_optimizer(model, 2e-3, epochs=1, steps_per_epoch=3, lr_offset=0)
     loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     kernel_before = model.get_layer("block5_bconv_3x3").kernel.latent_variable.numpy()
     # Eager steps: tracing this model's train step costs more than the steps themselves.
-    for images, labels in data.train_dataset(32, augment=None).take(3):
+    for images, labels in data.train_dataset(32, augment=None, seed=10 * test_seed).take(3):
         with tf.GradientTape() as tape:
             batch_loss = loss(labels, model(images, training=True))
         variables = model.trainable_variables
@@ -305,7 +311,7 @@ def test_small_bn_free_reactnet_a_trains_and_converts_fully_to_lce(tmp_path):
     report = convert_model(model, tmp_path / "bn_free.tflite",
                            metadata=ModelMetadata(labels=data.labels,
                                                   preprocessing=data.preprocessing),
-                           parity_images=images, float_reference=False, min_top1_agreement=0.9)
+                           parity_images=images, float_reference=False, min_top1_agreement=0.0)
     assert report.coverage.num_binary_layers == 31 and report.coverage.complete
     assert report.coverage.converted_mac_share == 1.0
     assert report.coverage.op_histogram.get("LceBconv2d") == 31
@@ -313,6 +319,7 @@ def test_small_bn_free_reactnet_a_trains_and_converts_fully_to_lce(tmp_path):
     lce_logits = run_lce((tmp_path / "bn_free.tflite").read_bytes(), images)
     relative = (np.abs(lce_logits - keras_logits).max(axis=1)
                 / np.maximum(1.0, np.abs(keras_logits).max(axis=1)))
-    assert np.median(relative) < 1e-5
-    assert (relative < 1e-4).mean() >= 0.9
-    assert (lce_logits.argmax(1) == keras_logits.argmax(1)).mean() >= 0.9
+    assert spread("median_relative", np.median(relative)) < 1e-5
+    assert spread("share_within_1e-4", (relative < 1e-4).mean()) >= 0.9
+    assert spread("top1_agreement", (lce_logits.argmax(1) == keras_logits.argmax(1)).mean()) >= 0.9
+    assert spread("parity_top1_agreement", report.parity.top1_agreement) >= 0.9

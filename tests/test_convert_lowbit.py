@@ -25,14 +25,16 @@ from tflbnn.shift import S3Conv2D, S3Dense
 #: Parity (and, for N2UQ, calibration) images: few, to keep the conversions fast.
 NUM_IMAGES = 120
 #: The N2UQ int8 path reaches ~95-99 % top-1 agreement, not the 0.99 default (see
-#: tflbnn.converters.n2uq_int8); these tests pass this explicit lower threshold.
-N2UQ_MIN_TOP1 = "0.9"
+#: tflbnn.converters.n2uq_int8); these tests pass this explicit lower threshold. The untrained
+#: model here measured 95-100 % on the 120 images over seeds 0-4 × 2 threads and seed 0 × 1
+#: thread (tests/spread_measurements.json); 0.85 is two spreads below the lowest.
+N2UQ_MIN_TOP1 = "0.85"
 #: The recorded data set: `tflbnn convert` takes its parity images from it.
 DATA_SPEC = {"kind": "fashion_mnist", "source": "embedded", "limit_test": NUM_IMAGES}
 
 
-def n2uq_model() -> tf.keras.Model:
-    tf.keras.utils.set_random_seed(1)
+def n2uq_model(seed: int = 1) -> tf.keras.Model:
+    tf.keras.utils.set_random_seed(seed)
     inputs = tf.keras.Input((28, 28, 1))
     x = tf.keras.layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False,
                                name="stem")(inputs)
@@ -48,8 +50,8 @@ def n2uq_model() -> tf.keras.Model:
     return tf.keras.Model(inputs, tf.keras.layers.Dense(10, name="head")(x), name="n2uq_tiny")
 
 
-def s3_model(dense_head: bool = False) -> tf.keras.Model:
-    tf.keras.utils.set_random_seed(2)
+def s3_model(dense_head: bool = False, seed: int = 2) -> tf.keras.Model:
+    tf.keras.utils.set_random_seed(seed)
     inputs = tf.keras.Input((28, 28, 1))
     x = tf.keras.layers.Conv2D(8, 3, strides=2, padding="same", name="stem")(inputs)
     x = S3Conv2D(8, 3, bits=3, padding="same", use_bias=False, name="s3a")(x)
@@ -76,10 +78,10 @@ def images():
 
 
 @pytest.fixture(scope="module")
-def n2uq_converted(tmp_path_factory):
+def n2uq_converted(tmp_path_factory, test_seed):
     """An N2UQ model converted with parity images from its recorded data set."""
     folder = tmp_path_factory.mktemp("n2uq")
-    path = save(n2uq_model(), folder, data=DATA_SPEC)
+    path = save(n2uq_model(seed=1 + 10 * test_seed), folder, data=DATA_SPEC)
     out = folder / "out" / "n2uq.tflite"
     code = main(["convert", str(path), "-o", str(out), "--parity-count", str(NUM_IMAGES),
                  "--min-top1-agreement", N2UQ_MIN_TOP1])
@@ -88,9 +90,9 @@ def n2uq_converted(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def s3_converted(tmp_path_factory, images):
+def s3_converted(tmp_path_factory, images, test_seed):
     folder = tmp_path_factory.mktemp("s3")
-    path = save(s3_model(), folder)
+    path = save(s3_model(seed=2 + 10 * test_seed), folder)
     np.save(folder / "parity.npy", images)
     out = folder / "out" / "s3.tflite"
     code = main(["convert", str(path), "-o", str(out), "--parity-images",
@@ -122,7 +124,10 @@ def test_conversion_kind_follows_the_layers():
         conversion_kind(plain)
 
 
-def test_convert_n2uq_writes_int8_model_twin_and_report(n2uq_converted, capsys):
+def test_convert_n2uq_writes_int8_model_twin_and_report(n2uq_converted, capsys, spread):
+    """Parity as ``convert`` reports it; measured over seeds 0-4 (seed 0 at 1 and 2 threads)
+    (tests/spread_measurements.json): top-1 agreement 95-100 % (floor 85 %), median relative logit
+    difference 0.008-0.011 (bound 0.1, the converter's default for N2UQ int8)."""
     _, out = n2uq_converted
     assert sorted(path.name for path in out.parent.iterdir()) == [
         "n2uq.float.tflite", "n2uq.json", "n2uq.tflite"]
@@ -135,6 +140,8 @@ def test_convert_n2uq_writes_int8_model_twin_and_report(n2uq_converted, capsys):
     assert [layer[0] for layer in check["weight_layers"]] == ["qconv"]
     assert conversion["calibration_images"] == NUM_IMAGES
     parity = conversion["parity"]
+    spread("top1_agreement", parity["top1_agreement"])
+    spread("median_relative_delta", parity["median_relative_delta"])
     assert parity["passed"] and parity["num_images"] == NUM_IMAGES
     assert parity["min_top1_agreement"] == float(N2UQ_MIN_TOP1)
     assert "recorded data set" in conversion["parity_note"]
@@ -142,7 +149,11 @@ def test_convert_n2uq_writes_int8_model_twin_and_report(n2uq_converted, capsys):
     assert conversion["size"]["float_bytes"] == (out.parent / "n2uq.float.tflite").stat().st_size
 
 
-def test_convert_s3_writes_int8_weights_and_ideal_size(s3_converted):
+def test_convert_s3_writes_int8_weights_and_ideal_size(s3_converted, spread):
+    """Float32 TFLite against Keras on a float model: logits equal to ~1e-6 relative, so an
+    image flips only if its two top logits are that close. Measured 100 % over seeds 0-4, seed
+    0 at 1 and 2 threads (tests/spread_measurements.json); one flip in 120 is allowed all the
+    same."""
     _, out = s3_converted
     assert sorted(path.name for path in out.parent.iterdir()) == [
         "s3.float.tflite", "s3.json", "s3.tflite"]
@@ -152,7 +163,7 @@ def test_convert_s3_writes_int8_weights_and_ideal_size(s3_converted):
     assert check["passed"] and check["int8_tensors"] == 1 and check["weight_tensors"] == 3
     assert conversion["int8_parity"]["passed"]
     assert conversion["int8_parity"]["max_abs_delta_original"] == 0.0
-    assert conversion["parity"]["top1_agreement"] == 1.0
+    assert spread("top1_agreement", conversion["parity"]["top1_agreement"]) >= 119 / 120
     size = conversion["weight_size"]
     assert size["file_bytes"] == out.stat().st_size
     assert size["bits_per_weight"] == 3 and size["int8_weights"] == 3 * 3 * 8 * 8

@@ -277,10 +277,13 @@ batch_size = 32
 
 
 @pytest.fixture(scope="module")
-def cli_run(tmp_path_factory):
+def cli_run(tmp_path_factory, test_seed):
+    """The tiny search, run once per module (seeded: the supernet, its group sampling, the
+    search's and the baseline's draws)."""
     folder = tmp_path_factory.mktemp("search")
     config = folder / "tiny.toml"
-    config.write_text(TINY_CONFIG)
+    config.write_text(TINY_CONFIG.replace("[supernet]\n", f"[supernet]\nseed = {test_seed}\n")
+                      .replace("[search]\n", f"[search]\nseed = {test_seed}\n"))
     assert main(["search", str(config), "--output-dir", str(folder), "--quiet"]) == 0
     return config, folder / "tiny_search" / "search"
 
@@ -320,7 +323,7 @@ def test_cli_writes_candidates_pareto_and_winner(cli_run):
         float(np.median([float(row["accuracy"]) for row in baseline])))
 
 
-def test_searched_model_converts_fully_to_lce_and_matches_keras(cli_run, tmp_path):
+def test_searched_model_converts_fully_to_lce_and_matches_keras(cli_run, tmp_path, spread):
     _, out = cli_run
     winner = load_winner(out / "winner.json")
     supernet = tf.keras.models.load_model(out / "supernet_step2" / "model.keras",
@@ -331,7 +334,8 @@ def test_searched_model_converts_fully_to_lce_and_matches_keras(cli_run, tmp_pat
     report = convert_model(model, tmp_path / "winner.tflite", parity_images=images,
                            metadata=ModelMetadata(labels=data.labels,
                                                   preprocessing=data.preprocessing),
-                           float_reference=False)
+                           float_reference=False,
+                           min_top1_agreement=0.0)  # asserted below, after it is recorded
     # 13 grouped 3x3 + 13 1x1 convs + a second 1x1 in the 4 reduction blocks (at width 0.125
     # the first block keeps its 8 channels, so it is no reduction block).
     assert report.coverage.num_converted == report.coverage.num_binary_layers == 30
@@ -339,7 +343,8 @@ def test_searched_model_converts_fully_to_lce_and_matches_keras(cli_run, tmp_pat
     grouped = [layer for layer in report.coverage.layers if layer.signature["groups"] > 1]
     assert len(grouped) == sum(g > 1 for g in winner["groups"]) and all(
         layer.converted for layer in grouped)
-    assert report.parity.passed and report.parity.top1_agreement >= 0.99
+    assert report.parity.passed
+    assert spread("top1_agreement", report.parity.top1_agreement) >= 0.99
     # The file is right, but LCE's default bconv kernel would refuse it: the report says so.
     kernel_notes = [text for text in report.warnings if "grouped LceBconv2d" in text]
     assert len(kernel_notes) == 1 and kernel_notes[0].startswith(
@@ -351,6 +356,8 @@ def test_searched_model_converts_fully_to_lce_and_matches_keras(cli_run, tmp_pat
 
 
 def test_retrain_resumes_the_search_and_trains_the_winner_from_scratch(cli_run, capsys):
+    """Trains the winner (one seeded epoch). Cannot flake: only the stage, the config and the
+    layer groups are checked, whatever the training reached."""
     config, out = cli_run
     folder = out.parent.parent
     assert main(["search", str(config), "--output-dir", str(folder), "--retrain", "--quiet"]) == 0

@@ -71,8 +71,8 @@ def s3_model(bits, seed=0):
 
 
 @pytest.fixture(scope="module", params=[3, 2], ids=["3bit", "2bit"])
-def s3_case(request):
-    model = s3_model(request.param)
+def s3_case(request, test_seed):
+    model = s3_model(request.param, seed=10 * test_seed)
     float_flatbuffer = convert_float(model)
     return types.SimpleNamespace(bits=request.param, model=model, float_flatbuffer=float_flatbuffer,
                                  int8_flatbuffer=store_int8_weights(float_flatbuffer))
@@ -207,9 +207,13 @@ def test_verification_names_a_required_weight_left_float(s3_case):
         check_int8_weights(s3_case.int8_flatbuffer, require_int8_for=["s3z"])
 
 
-def test_outputs_equal_float_twin_and_keras(s3_case, images):
+def test_outputs_equal_float_twin_and_keras(s3_case, images, spread):
+    """Keras against float32 TFLite on a seeded random float model: logits equal to ~1e-6
+    relative, so the top-1 classes agree unless two logits are that close: measured 100 % on the
+    48 images over seeds 0-4, seed 0 at 1 and 2 threads (tests/spread_measurements.json)."""
     report = check_int8_parity(s3_case.int8_flatbuffer, s3_case.float_flatbuffer, images,
                                model=s3_case.model)
+    spread("keras_top1_agreement", report.keras.top1_agreement)
     assert report.passed and report.num_images == NUM_IMAGES
     # Same float weights: bit-identical outputs in the LCE interpreter and in TFLite + XNNPACK.
     assert report.max_abs_delta_original == 0.0 and report.max_abs_delta_tflite == 0.0
@@ -318,8 +322,10 @@ def shift_mix_model(seed=1):
     return model
 
 
-def test_deepshift_depthwise_and_dense_weights(images):
-    model = shift_mix_model()
+def test_deepshift_depthwise_and_dense_weights(images, spread, test_seed):
+    """Keras parity of the float model as in ``test_outputs_equal_float_twin_and_keras``
+    (measured 100 % top-1 agreement over seeds 0-4 (seed 0 at 1 and 2 threads))."""
+    model = shift_mix_model(seed=1 + 10 * test_seed)
     float_flatbuffer = convert_float(model)
     int8_flatbuffer = store_int8_weights(float_flatbuffer)
     stored = stored_weights(int8_flatbuffer)
@@ -347,6 +353,7 @@ def test_deepshift_depthwise_and_dense_weights(images):
                                  require_int8_for=["deepshift3", "ternary_dw", "ternary_fc"])
     assert sum(weight.is_int8 for weight in checked) == 3
     report = check_int8_parity(int8_flatbuffer, float_flatbuffer, images, model=model)
+    spread("keras_top1_agreement", report.keras.top1_agreement)
     assert report.max_abs_delta_original == 0.0 and report.max_abs_delta_tflite == 0.0
     assert report.keras.passed
 

@@ -67,6 +67,9 @@ def _one_adam_step(model, optimizer):
 
 
 def test_n2uq_optimizer_trains_thresholds_at_a_tenth_of_the_rate():
+    """One Adam step. Cannot flake: Adam's first step moves an element by exactly the rate
+    times ``|g| / (|g| + ε)``, within 1e-4 of the rate for the ``|g| > 1e-3`` checked, against
+    a tolerance of 1e-2; no statistic of the (seeded) initialisation is asserted."""
     model = tiny_n2uq()
     thresholds = {v.ref() for v in n2uq_threshold_variables(model)}
     assert len(thresholds) == 4  # start, intervals, input and output scale
@@ -127,7 +130,11 @@ def test_one_float_twin_initialises_every_bit_width():
         np.testing.assert_array_equal(variable.numpy(), initial[variable.ref()])
 
 
-def test_n2uq_recipe_trains_float_then_quantized_and_resumes(tmp_path):
+def test_n2uq_recipe_trains_float_then_quantized_and_resumes(tmp_path, spread):
+    """Trains 1 float + 2 N2UQ epochs on the separable toy task (seeded data and initialisation,
+    op determinism). Cannot flake: the last N2UQ epoch's loss is 0.70-0.76 of the first over
+    seeds 0-4, seed 0 at 1 and 2 threads (tests/spread_measurements.json); the bound 1 is more
+    than four spreads above."""
     built = []
 
     def build(precision):
@@ -138,7 +145,7 @@ def test_n2uq_recipe_trains_float_then_quantized_and_resumes(tmp_path):
                           learning_rate=1e-2, float_epochs=1, lr_offset=0, verbose=0)
     assert list(results) == ["float", "n2uq"] and built == ["float", "n2uq"]
     history = results["n2uq"].history
-    assert history[-1]["loss"] < history[0]["loss"]
+    assert spread("loss_ratio", history[-1]["loss"] / history[0]["loss"]) < 1
     quantized = results["n2uq"].model
     start = [v for v in n2uq_threshold_variables(quantized) if "start" in v.name][0]
     assert float(start) != 0.0  # the thresholds trained (they start at 0)
@@ -151,7 +158,10 @@ def test_n2uq_recipe_trains_float_then_quantized_and_resumes(tmp_path):
                     learning_rate=1e-2)
 
 
-def test_s3_recipe_trains_with_regulariser_and_weight_decay(tmp_path):
+def test_s3_recipe_trains_with_regulariser_and_weight_decay(tmp_path, spread):
+    """Trains 3 S3 epochs on the separable toy task (seeded, op determinism). Cannot flake: the
+    last epoch's loss is 0.90-0.92 of the first over seeds 0-4, seed 0 at 1 and 2 threads
+    (tests/spread_measurements.json); the bound 1 is more than three spreads above."""
     model = tiny_s3()
     regularisers = len(model.losses)
     assert regularisers == 1  # the dense-weight prior of the S3 layer
@@ -159,7 +169,7 @@ def test_s3_recipe_trains_with_regulariser_and_weight_decay(tmp_path):
                         learning_rate=0.05, verbose=0)
     assert list(results) == ["s3"] and len(model.losses) == regularisers + 1
     history = results["s3"].history
-    assert history[-1]["loss"] < history[0]["loss"]
+    assert spread("loss_ratio", history[-1]["loss"] / history[0]["loss"]) < 1
     record = json.loads((tmp_path / "s3" / "stage.json").read_text())
     assert record["epochs"] == 3
 

@@ -339,6 +339,8 @@ def quantizer_weights(quantizer):
 
 
 def test_larq_layers_track_and_train_the_quantizer_weights():
+    """One SGD step. Cannot flake: it asserts that every weight got some gradient and moved,
+    not how far; the inputs (seed 40) and the initialisation (conftest's seed) are fixed."""
     model = n2uq_model()
     conv, depthwise = model.get_layer("conv"), model.get_layer("dw")
     expected = (quantizer_weights(model.get_layer("act"))

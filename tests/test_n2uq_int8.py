@@ -29,14 +29,22 @@ from tflbnn.n2uq import N2UQActivationQuantizer, N2UQWeightQuantizer
 WIDTH = 16
 TRAIN = slice(0, 1500)    # training and calibration images
 HELD_OUT = slice(1500, 2000)  # the ~500 parity images, never trained on
-#: Top-1 agreement the int8 models must reach. Not the 99 % of the issue, which int8 cannot
-#: give these models (module docstring of n2uq_int8): N2UQ networks are chaotic, an LTQ turns
-#: any rounding of its input into level flips and the blocks multiply them. Measured here:
-#: 95.2 % (2 bits) and 97.2 % (4 bits) with the percentile ranges, 94.8 % / 97.0 % with the
-#: converter's min/max; a trained width-0.25 N2UQ ResNet-18 gives 94.5 % (2 bits) and 98.9 %
-#: (4 bits), and its Keras model agrees with itself only 95.4 % / 99.0 % under ±0.001 input
-#: noise. A broken conversion gives 28-31 % (the converter's bias defect).
-MIN_TOP1 = 0.92
+#: Top-1 agreement the int8 models must reach, per bit width. Not the 99 % of the issue, which
+#: int8 cannot give these models (module docstring of n2uq_int8): N2UQ networks are chaotic, an
+#: LTQ turns any rounding of its input into level flips and the blocks multiply them; a trained
+#: width-0.25 N2UQ ResNet-18 gives 94.5 % (2 bits) and 98.9 % (4 bits), and its Keras model
+#: agrees with itself only 95.4 % / 99.0 % under ±0.001 input noise. A broken conversion gives
+#: 28-31 % (the converter's bias defect). Measured here over seeds 0-4 × 1/2 threads
+#: (tests/spread_measurements.json): 2 bits 90.2-98.6 % (the post-add model 94.0-97.2 %),
+#: 4 bits 95.8-98.4 %; floors two spreads below the lowest. Not counted: the 2-bit model of
+#: seed 4 (86.2 % / 87.2 %, median relative difference 0.29 / 0.27), which range tails of 0.05,
+#: 0.2 or min/max convert at 97-98 % and 0.03-0.04: a converter defect at the default tail,
+#: reported; the relative bound below fails it.
+MIN_TOP1 = {2: 0.73, 4: 0.90}
+#: Bound on the median relative logit difference (the parity check's ``max_relative_delta``).
+#: Measured as above: 2 bits 0.030-0.087 (post-add 0.030-0.037), 4 bits 0.021-0.073; bounds
+#: two spreads above the largest.
+MAX_RELATIVE_DELTA = {2: 0.2, 4: 0.18}
 #: Everything but the exact parts may differ by int8 rounding; the exact parts are checked
 #: exactly below.
 ALLOWED_OPS = {"QUANTIZE", "DEQUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MAX_POOL_2D",
@@ -89,14 +97,14 @@ def build_model(bits: int, seed: int, rprelu_after_add: bool = False) -> tf.kera
     return model
 
 
-def _trained_case(fashion, bits: int, rprelu_after_add: bool = False) -> dict:
+def _trained_case(fashion, bits: int, seed: int, rprelu_after_add: bool = False) -> dict:
     images, labels = fashion
-    model = build_model(bits, seed=bits, rprelu_after_add=rprelu_after_add)
+    model = build_model(bits, seed=seed, rprelu_after_add=rprelu_after_add)
     model.compile(tf.keras.optimizers.Adam(3e-3),
                   tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   run_eagerly=True)  # tracing the N2UQ training step costs more than 40 steps
     data = (tf.data.Dataset.from_tensor_slices((images[TRAIN], labels[TRAIN]))
-            .shuffle(1500, seed=bits).repeat().batch(64))
+            .shuffle(1500, seed=seed).repeat().batch(64))
     model.fit(data, steps_per_epoch=40, epochs=1, verbose=0)
     flatbuffer = convert_n2uq_int8(model, images[TRAIN][:200])
     return {"bits": bits, "model": model, "flatbuffer": flatbuffer,
@@ -105,15 +113,19 @@ def _trained_case(fashion, bits: int, rprelu_after_add: bool = False) -> dict:
 
 
 @pytest.fixture(scope="module", params=[2, 4], ids=["2bit", "4bit"])
-def case(request, fashion):
-    """A trained model of the given bit width, its export models and its int8 flatbuffer."""
-    return _trained_case(fashion, request.param)
+def case(request, fashion, test_seed):
+    """A trained model of the given bit width, its export models and its int8 flatbuffer.
+
+    Seeded (initialisation, non-default LTQ parameters, data order: seed ``bits + 10·test
+    seed``) and trained in 40 eager steps under op determinism, so one machine always gets the
+    same model; the statistical tests below have margins measured over other seeds."""
+    return _trained_case(fashion, request.param, seed=request.param + 10 * test_seed)
 
 
 @pytest.fixture(scope="module")
-def post_add_case(fashion):
-    """The 2-bit model with an unfolded ``RPReLU`` after each add."""
-    return _trained_case(fashion, 2, rprelu_after_add=True)
+def post_add_case(fashion, test_seed):
+    """The 2-bit model with an unfolded ``RPReLU`` after each add (seeded like ``case``)."""
+    return _trained_case(fashion, 2, seed=2 + 10 * test_seed, rprelu_after_add=True)
 
 
 def _sub_model(model: tf.keras.Model, names: list[str], inputs: bool = False) -> tf.keras.Model:
@@ -135,25 +147,37 @@ def _level_step(quantizer: N2UQActivationQuantizer) -> np.float32:
 # ------------------------------------------------------------------ the export model in float
 
 
-def test_export_with_float_ltq_inputs_equals_keras(case):
+def test_export_with_float_ltq_inputs_equals_keras(case, spread):
     """Without the int8 input grid the transform is exact up to float32 rounding.
 
     What can differ: BN folded into the kernel and bias (``W·f`` and ``b·f + β - μ·f`` instead
     of conv then BN) and the per-channel kernel fake quant (``k·m·s`` instead of ``α·k/K``),
-    each an ulp or so; the LTQ decisions themselves are bit-identical (same float32 ops).
+    each an ulp or so. The LTQ decisions on equal inputs are bit-identical (same float32 ops),
+    but an ulp upstream moves a later LTQ's input, and one within an ulp of a threshold takes
+    the other level. Measured over seeds 0-4 × 1/2 threads (tests/spread_measurements.json):
+    images over 2e-6 of the logit range 0 of 200 in 19 of 20 runs, 3 in one (seed 4, 4 bits,
+    2 threads; up to 6.7e-4 of the range); argmax changes 0. Allowed: 9 images (two spreads
+    above the largest count), each within 1e-2 of the range (15× the measured flips).
     """
     model, images = case["model"], case["images"][:200]
     export = export_n2uq_int8_model(model, quantize_ltq_inputs=False, batch_size=None)
     keras_out = model.predict(images, verbose=0)
     export_out = export.predict(images, verbose=0)
     scale = max(1.0, np.abs(keras_out).max())
-    assert np.abs(export_out - keras_out).max() <= 2e-6 * scale
-    assert np.array_equal(export_out.argmax(1), keras_out.argmax(1))
+    deltas = np.abs(export_out - keras_out).max(axis=1) / scale
+    flipped = spread("images_over_rounding", np.sum(deltas > 2e-6))
+    changed = spread("argmax_differences", np.sum(export_out.argmax(1) != keras_out.argmax(1)))
+    assert spread("max_abs_delta_over_scale", deltas.max()) <= 1e-2
+    assert flipped <= 9 and changed <= 9, (flipped, changed)
 
 
-def test_export_levels_are_the_ltq_of_the_rounded_input(case):
+def test_export_levels_are_the_ltq_of_the_rounded_input(case, spread):
     """With int8 LTQ inputs, each layer's levels equal the original RPReLU + LTQ applied to
-    the rounded input ``fake_quant(x + offset) - offset``, exactly, per element."""
+    the rounded input ``fake_quant(x + offset) - offset``, exactly, per element.
+
+    Top-1 agreement of the whole export model with Keras on 500 images, measured over seeds
+    0-4 × 1/2 threads (tests/spread_measurements.json): 2 bits 99.0-99.8 %, 4 bits 99.2-100 %;
+    floor 97 %, two spreads below the lowest."""
     model, export = case["model"], case["export"]
     images = case["images"][:32]
     names = _quant_layers(export)
@@ -179,7 +203,7 @@ def test_export_levels_are_the_ltq_of_the_rounded_input(case):
     keras_out = model.predict(case["images"], verbose=0)
     export_out = export.predict(case["images"], verbose=0)
     # Only the rounding of LTQ inputs to the fine int8 grid differs from Keras here.
-    assert np.mean(export_out.argmax(1) == keras_out.argmax(1)) >= 0.98
+    assert spread("top1_agreement", np.mean(export_out.argmax(1) == keras_out.argmax(1))) >= 0.97
 
 
 # ------------------------------------------------------------------ the flatbuffer
@@ -227,7 +251,7 @@ def test_int8_weights_read_back_are_the_n2uq_levels(case):
                                    rtol=1e-6)
 
 
-def test_ltq_outputs_are_exactly_on_levels(case):
+def test_ltq_outputs_are_exactly_on_levels(case, spread):
     """Every value of every LTQ output tensor is ``k · Δ · scale2``: the indicators saturate to
     exactly ``u_q ≥ g_q`` on the int8 input and the summing conv counts them."""
     model, export = case["model"], case["export"]
@@ -268,36 +292,48 @@ def test_ltq_outputs_are_exactly_on_levels(case):
             assert np.array_equal(indicators, expected.reshape(indicators.shape))
             # The int8 staircase: count of thresholds at or below the int8 input, per channel.
             assert np.array_equal(index, passed.sum(axis=-2))
-        assert len(seen) >= 3, f"{spec.layer}: levels {sorted(seen)} too few to test anything"
+        assert spread(f"{spec.layer}_levels_seen", len(seen)) >= 3, \
+            f"{spec.layer}: levels {sorted(seen)} too few to test anything"
 
 
-def test_the_whole_model_runs_in_xnnpack(case):
+def test_the_whole_model_runs_in_xnnpack(case, spread, test_threads):
     """The int8 model is one XNNPACK partition: no op falls back to a TFLite kernel between
     delegated ones (the comparison/select form of the LTQ cut the trained ResNet-18 into 25
     partitions and ran 3.8 times slower), and XNNPACK computes what the reference kernels do up
-    to its own requantization rounding (measured: at most 2 output steps on 500 images)."""
-    _assert_one_xnnpack_partition(case)
+    to its own requantization rounding (measured: at most 2 output steps on 500 images).
+
+    On the 50 images compared, measured over seeds 0-4 × 1/2 threads
+    (tests/spread_measurements.json, this test and the post-add one): median per-image largest
+    difference 0-1 output steps, bound 3; top-1 agreement of XNNPACK with the reference
+    kernels 94-100 %, floor 80 % (two spreads below the lowest). Interpreter threads cannot
+    change an integer kernel's output: checked exactly."""
+    _assert_one_xnnpack_partition(case, spread, test_threads)
 
 
-def _assert_one_xnnpack_partition(case: dict) -> None:
+def _assert_one_xnnpack_partition(case: dict, spread, threads: int) -> None:
     delegated = tf.lite.Interpreter(model_content=case["flatbuffer"])
     delegated.allocate_tensors()
     details = delegated._get_ops_details()
     assert sum(op["op_name"] == "DELEGATE" for op in details) == 1, [
         op["op_name"] for op in details]
     images = case["images"][:50]
-    fast = run_tflite(case["flatbuffer"], images)
+    fast = run_tflite(case["flatbuffer"], images, num_threads=threads)
     exact = run_tflite(case["flatbuffer"], images,
                        op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    # Integer kernels: splitting the work over threads cannot change a single output.
+    np.testing.assert_array_equal(run_tflite(case["flatbuffer"], images, num_threads=3 - threads),
+                                  fast)
     step = check_n2uq_int8(case["flatbuffer"]).output_quantization[1]
-    assert np.mean(fast.argmax(1) == exact.argmax(1)) >= 0.9
-    assert np.median(np.abs(fast - exact).max(axis=1)) <= 2 * step + 1e-6
+    assert spread("xnnpack_top1_agreement", np.mean(fast.argmax(1) == exact.argmax(1))) >= 0.8
+    assert spread("xnnpack_median_steps",
+                  np.median(np.abs(fast - exact).max(axis=1)) / step) <= 3 + 1e-6 / step
 
 
 # ------------------------------------------------------------------ RPReLU not folded into an LTQ
 
 
-def test_rprelu_after_add_is_depthwise_convs_in_one_xnnpack_partition(post_add_case):
+def test_rprelu_after_add_is_depthwise_convs_in_one_xnnpack_partition(post_add_case, spread,
+                                                                     test_threads):
     """An ``RPReLU`` after an add becomes two 1×1 ``DEPTHWISE_CONV_2D`` (one with a fused
     ``RELU``) and an ``ADD``, no ``PRELU`` (which XNNPACK does not delegate in int8: the
     ResNet-18 ran in 9 partitions, 1.5 ms instead of 0.8), and the model stays one partition."""
@@ -309,7 +345,8 @@ def test_rprelu_after_add_is_depthwise_convs_in_one_xnnpack_partition(post_add_c
     export = export_n2uq_int8_model(model, quantize_ltq_inputs=False, batch_size=None)
     keras_out = model.predict(post_add_case["images"][:200], verbose=0)
     export_out = export.predict(post_add_case["images"][:200], verbose=0)
-    assert np.abs(export_out - keras_out).max() <= 2e-6 * max(1.0, np.abs(keras_out).max())
+    assert spread("max_abs_delta_over_scale", np.abs(export_out - keras_out).max()
+                  / max(1.0, np.abs(keras_out).max())) <= 2e-6
     report = check_n2uq_int8(flatbuffer, model)
     assert set(report.op_histogram) <= ALLOWED_OPS, report.op_histogram
     # Two indicator ops and two per unfolded RPReLU.
@@ -321,10 +358,8 @@ def test_rprelu_after_add_is_depthwise_convs_in_one_xnnpack_partition(post_add_c
         assert len(convs) == 2
         # One branch is the ReLU (output range [0, max]), the other the linear part.
         assert sorted(op.outputs[0].zero_point[0] == -128 for op in convs) == [False, True]
-    _assert_one_xnnpack_partition(post_add_case)
-    parity = check_n2uq_int8_parity(model, flatbuffer, post_add_case["images"],
-                                    min_top1_agreement=MIN_TOP1)
-    assert parity.top1_agreement >= MIN_TOP1
+    _assert_one_xnnpack_partition(post_add_case, spread, test_threads)
+    _assert_parity(post_add_case, spread)
 
 
 def test_rprelu_int8_forms_equal_rprelu():
@@ -360,21 +395,39 @@ def test_rprelu_int8_forms_equal_rprelu():
     assert not export_n2uq_int8_model(model).get_layer("steep").depthwise
 
 
-def test_top1_agreement_with_keras(case):
+def _assert_parity(case: dict, spread):
+    """The parity check with this module's bounds, every figure recorded before it is checked."""
     report = check_n2uq_int8_parity(case["model"], case["flatbuffer"], case["images"],
-                                    min_top1_agreement=MIN_TOP1)
-    assert report.num_images == 500 and report.top1_agreement >= MIN_TOP1
-    # The int8 model is as good a classifier as Keras (a few points either way).
-    keras_accuracy = np.mean(report.keras_predictions == case["labels"])
+                                    min_top1_agreement=MIN_TOP1[case["bits"]],
+                                    max_relative_delta=MAX_RELATIVE_DELTA[case["bits"]],
+                                    raise_on_failure=False)
+    spread("top1_agreement", report.top1_agreement)
+    spread("median_relative_delta", report.median_relative_delta)
+    assert report.num_images == 500 and report.passed, report.summary()
+    return report
+
+
+def test_top1_agreement_with_keras(case, spread):
+    """Parity of the int8 model with Keras on 500 held-out images (bounds: ``MIN_TOP1``,
+    ``MAX_RELATIVE_DELTA``). The trained models are above chance (10 %, one standard deviation
+    1.3 % on 500 images): measured 33.8-58.4 % (2 bits) and 42.6-56.2 % (4 bits), floor 25 %;
+    int8 accuracy minus Keras accuracy -1.4 to +0.4 points, bound ±5 (two spreads beyond)."""
+    report = _assert_parity(case, spread)
+    keras_accuracy = spread("keras_accuracy", np.mean(report.keras_predictions == case["labels"]))
     int8_accuracy = np.mean(report.lce_predictions == case["labels"])
+    accuracy_change = spread("accuracy_change", int8_accuracy - keras_accuracy)
+    # The int8 model is as good a classifier as Keras (a few points either way).
     assert keras_accuracy > 0.25  # trained: chance is 0.1
-    assert abs(int8_accuracy - keras_accuracy) <= 0.05
+    assert abs(accuracy_change) <= 0.05
 
 
 @pytest.mark.parametrize("case", [2], indirect=True, ids=["2bit"])
-def test_activation_ranges_set_the_float_tensor_scales(case, fashion):
+def test_activation_ranges_set_the_float_tensor_scales(case, fashion, spread):
     """The percentile ranges are what the flatbuffer's float tensors get, they lie inside the
-    calibration min/max, and the layers left to the converter are the ones that must be."""
+    calibration min/max, and the layers left to the converter are the ones that must be.
+
+    The narrowest range as a fraction of its tensor's min/max width, measured over seeds 0-4 ×
+    1/2 threads (tests/spread_measurements.json): 0.55-0.68; bound 0.95 (1 would be min/max)."""
     model, export = case["model"], case["export"]
     images = fashion[0][TRAIN][:200]  # what the case fixture calibrated with
     ranges = activation_ranges(model, images)
@@ -386,7 +439,7 @@ def test_activation_ranges_set_the_float_tensor_scales(case, fashion):
         values = values.numpy()
         assert min(0.0, values.min()) <= low <= 0.0 <= high <= max(0.0, values.max()), name
         widths.append((high - low) / (max(0.0, values.max()) - min(0.0, values.min())))
-    assert min(widths) < 0.9  # the tails matter somewhere: not min/max in disguise
+    assert spread("min_width", min(widths)) < 0.95  # the tails matter: not min/max in disguise
     with pytest.raises(ValueError, match="tail must be a percentage"):
         activation_ranges(model, images, tail=50)
     with pytest.raises(ValueError, match="activation_ranges: no images"):
@@ -398,25 +451,34 @@ def test_activation_ranges_set_the_float_tensor_scales(case, fashion):
 
 
 @pytest.mark.parametrize("case", [4], indirect=True, ids=["4bit"])
-def test_percentile_ranges_reduce_the_logit_error(case, fashion):
-    """Against the converter's own min/max calibration (``range_tail=None``), the percentile
-    ranges bring the int8 logits closer to Keras (measured median relative difference 0.021
-    against 0.039)."""
+def test_percentile_ranges_keep_the_logit_error_bounded(case, fashion, spread):
+    """The percentile ranges (the default) against the converter's own min/max calibration
+    (``range_tail=None``): median relative logit difference from Keras.
+
+    On this model neither calibration is reliably closer to Keras: measured over seeds 0-4 ×
+    1/2 threads (tests/spread_measurements.json), percentile 0.021-0.073, min/max 0.021-0.109,
+    their ratio 0.38-2.56 (median 1.06). Asserting that the percentile ranges reduce the error
+    (as this test once did, with a ratio below 0.8) fails on most seeds. What holds: the
+    percentile error stays below ``MAX_RELATIVE_DELTA[4]`` (0.18, two spreads above the
+    largest measured value)."""
     model, images = case["model"], case["images"]
     calibrated = convert_n2uq_int8(model, fashion[0][TRAIN][:200], range_tail=None)
     errors = [check_n2uq_int8_parity(model, flatbuffer, images, min_top1_agreement=0.0,
                                      raise_on_failure=False).median_relative_delta
               for flatbuffer in (case["flatbuffer"], calibrated)]
-    assert errors[0] < 0.8 * errors[1], errors
+    spread("min_max_error", errors[1])
+    spread("error_ratio", errors[0] / errors[1])
+    assert spread("percentile_error", errors[0]) < MAX_RELATIVE_DELTA[4], errors
 
 
-def test_size_against_float32(case):
+def test_size_against_float32(case, spread):
     size = n2uq_int8_size(case["model"], case["flatbuffer"])
     assert size.lce_bytes == len(case["flatbuffer"])
     # 8-bit weights instead of float32; on a model this small tensor names and op metadata
     # weigh as much as the weights (measured 2.4x at 2 bits, 2.8x at 4 bits; 3.3x on a 2-bit
-    # width-0.25 N2UQ ResNet-18, whose staircase convolutions add 14 % to the file).
-    assert size.ratio > 2.0
+    # width-0.25 N2UQ ResNet-18, whose staircase convolutions add 14 % to the file). Over seeds
+    # 0-4 × 1/2 threads: 2.417-2.435 and 2.765-2.776, so 2.0 is 20 spreads below.
+    assert spread("size_ratio", size.ratio) > 2.0
 
 
 # ------------------------------------------------------------------ the checks can fail
@@ -546,13 +608,13 @@ def test_unsupported_models_are_rejected_by_name():
         export_n2uq_int8_model(plain)
 
 
-def test_depthwise_dense_standalone_and_identical_ltqs(fashion):
+def test_depthwise_dense_standalone_and_identical_ltqs(fashion, spread, test_seed):
     """The other layer kinds: a 3-bit depthwise conv (multiplier 2, bias, BN folded), a
     standalone LTQ layer, two 1×1 convs whose LTQs are identical (default initialisation: equal
     constants that the converter would merge), and a QuantDense whose negative ``input_scale``
     and ``output_scale`` turn into ``u ≤ g`` indicators (kernel -127) and a negated kernel."""
     images = fashion[0]
-    tf.keras.utils.set_random_seed(3)
+    tf.keras.utils.set_random_seed(3 + 10 * test_seed)
     inputs = tf.keras.Input((28, 28, 1))
     x = tf.keras.layers.Conv2D(8, 3, strides=2, padding="same")(inputs)
     x = tf.keras.layers.BatchNormalization(name="stem_bn")(x)
@@ -572,7 +634,7 @@ def test_depthwise_dense_standalone_and_identical_ltqs(fashion):
                                  bits=2, start_initializer=-1.5, input_scale_initializer=-1.0,
                                  output_scale_initializer=-0.5))(x)
     model = tf.keras.Model(inputs, x)
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(3 + 10 * test_seed)
     for bn in ("stem_bn", "depthwise_bn"):
         layer = model.get_layer(bn)
         shape = layer.gamma.shape
@@ -580,10 +642,12 @@ def test_depthwise_dense_standalone_and_identical_ltqs(fashion):
         layer.moving_mean.assign(rng.uniform(-0.2, 0.2, shape))
         layer.moving_variance.assign(rng.uniform(0.5, 2.0, shape))
     keras_out = model.predict(images[:100], verbose=0)
-    assert np.abs(keras_out).max() > 0.1  # the LTQs are not all stuck at level 0
+    # The LTQs are not all stuck at level 0 (measured 1.23-1.58 over seeds 0-4 × 1/2 threads).
+    assert spread("max_abs_logit", np.abs(keras_out).max()) > 0.1
     export = export_n2uq_int8_model(model, quantize_ltq_inputs=False, batch_size=None)
-    assert np.abs(export.predict(images[:100], verbose=0) - keras_out).max() <= 2e-6 * max(
-        1.0, np.abs(keras_out).max())
+    assert spread("max_abs_delta_over_scale",
+                  np.abs(export.predict(images[:100], verbose=0) - keras_out).max()
+                  / max(1.0, np.abs(keras_out).max())) <= 2e-6
     flatbuffer = convert_n2uq_int8(model, images[:100])
     report = check_n2uq_int8(flatbuffer, model)
     assert {layer for layer, *_ in report.levels_tensors} == {

@@ -15,7 +15,7 @@ def quickstart_code() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def test_readme_quickstart_runs(tmp_path, monkeypatch):
+def test_readme_quickstart_runs(tmp_path, monkeypatch, spread, test_seed):
     code = quickstart_code()
     spec = '{"kind": "fashion_mnist", "source": "embedded"}'
     assert spec in code and "epochs=2" in code and "limit=500" in code
@@ -26,10 +26,11 @@ def test_readme_quickstart_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # After one epoch on 512 images many logits are near ties, so an unseeded run can miss the
     # 99% parity threshold by one image in 200; a fixed seed keeps the check repeatable.
-    tf.keras.utils.set_random_seed(0)
+    tf.keras.utils.set_random_seed(test_seed)
     namespace: dict = {}
     exec(compile(code, str(README), "exec"), namespace)
     report = namespace["report"]
+    spread("top1_agreement", report.parity.top1_agreement)
     assert report.coverage.complete
     assert report.parity is not None and report.parity.passed
     for name in ("model.tflite", "model.float.tflite", "model.json"):

@@ -141,22 +141,24 @@ def test_layer_adds_the_regularizer_to_its_losses_and_to_the_fit_loss():
     (S3Conv2D(128, 3, bits=3), (1, 9, 9, 16), 3 * 3 * 128),
     (S3Dense(512, bits=3), (1, 64), 512),
 ])
-def test_latents_are_untruncated_he_fan_out_normal(layer, input_shape, fan_out):
+def test_latents_are_untruncated_he_fan_out_normal(layer, input_shape, fan_out, spread):
     layer.build(input_shape)
     std = np.sqrt(2.0 / fan_out)
     latents = [layer.latent_sign, layer.latent_sparse, layer.latent_shift1, layer.latent_shift2]
     samples = [latent.numpy().ravel() for latent in latents]
     # >= 18k samples each. One sigma of the sample std is 0.52% of std, of the mean 0.74% of
     # std, of the tail fraction 0.08% and of a correlation 0.0074: every bound is 7+ sigma away.
+    # Measured over seeds 0-4, seed 0 at 1 and 2 threads (tests/spread_measurements.json): std
+    # 0.9935-1.01 of std, mean -0.013-0.013 std, tail 1.09-1.42 %, correlations -0.020-0.012.
     for values in samples:
-        assert np.std(values) == pytest.approx(std, rel=0.05)
-        assert abs(np.mean(values)) < 0.06 * std
+        assert spread("std_ratio", np.std(values) / std) == pytest.approx(1, rel=0.05)
+        assert abs(spread("mean_over_std", np.mean(values) / std)) < 0.06
         # 1.24% of a normal lies beyond 2.5 std; Keras' truncated normal (cut at 2.27 std after
         # its rescaling) has none.
-        assert 0.006 < np.mean(np.abs(values) > 2.5 * std) < 0.02
+        assert 0.006 < spread("tail_share", np.mean(np.abs(values) > 2.5 * std)) < 0.02
     # Four independent draws, not one draw repeated.
     for first, second in itertools.combinations(samples, 2):
-        assert abs(np.corrcoef(first, second)[0, 1]) < 0.06
+        assert abs(spread("correlation", np.corrcoef(first, second)[0, 1])) < 0.06
 
 
 def grouped_conv_reference(x, kernel, strides, padding, groups):

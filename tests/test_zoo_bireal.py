@@ -203,18 +203,30 @@ def test_keras_round_trip_gives_identical_outputs(tmp_path, fashion_images, prec
 
 
 def test_small_birealnet18_converts_every_binary_conv_and_matches_keras(tmp_path,
-                                                                         fashion_images):
+                                                                         fashion_images, spread,
+                                                                         test_seed):
+    """A randomised (untrained) small Bi-Real net: LCE against Keras on 200 images. Measured
+    over seeds 0-4 × 2 threads and seed 0 × 1 thread (tests/spread_measurements.json): top-1
+    agreement 100 % (floor 99 %: binary convolutions are exact in LCE, only float rounding of
+    the float parts differs); the largest per-class standard deviation of the logits over the
+    images 0.52-1.24 (seeds 0-4, 2 threads), bound 0.1 (a classifier that ignores its input
+    has 0)."""
     data, images = fashion_images
-    tf.keras.utils.set_random_seed(4)
-    model = randomize(get_model("birealnet18", **SMALL), seed=4)
+    tf.keras.utils.set_random_seed(4 + 10 * test_seed)
+    model = randomize(get_model("birealnet18", **SMALL), seed=4 + 10 * test_seed)
     logits = model(images, training=False).numpy()
-    assert len(set(logits.argmax(axis=1))) > 1  # not a constant classifier
+    # The logits depend on the image, so that matching them is not vacuous. (Not "predicts
+    # several classes": the random classifier bias makes some seeds predict one class for every
+    # image, e.g. seed 3 of the measurement.)
+    spread("predicted_classes", len(set(logits.argmax(axis=1))))
+    assert spread("logit_std_over_images", logits.std(axis=0).max()) > 0.1
 
     report = convert_model(model, tmp_path / "bireal.tflite",
                            metadata=ModelMetadata(labels=data.labels,
                                                   preprocessing=data.preprocessing),
                            parity_images=images, parity_note="embedded Fashion-MNIST test",
-                           float_reference=False)  # the float32 twin is not under test here
+                           float_reference=False,  # the float32 twin is not under test here
+                           min_top1_agreement=0.0)  # asserted below, after it is recorded
     binary_layers = [l.name for l in model.layers if isinstance(l, lq.layers.QuantConv2D)]
     assert len(binary_layers) == 16
     assert report.coverage.num_binary_layers == 16
@@ -225,7 +237,7 @@ def test_small_birealnet18_converts_every_binary_conv_and_matches_keras(tmp_path
     assert histogram["CONV_2D"] == 4  # float stem and the three 1x1 downsampling shortcuts
     assert report.parity.num_images == len(images) == 200
     assert report.parity.passed
-    assert report.parity.top1_agreement >= 0.99
+    assert spread("top1_agreement", report.parity.top1_agreement) >= 0.99
 
 
 def test_bad_options_are_named():

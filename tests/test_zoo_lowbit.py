@@ -241,6 +241,9 @@ def one_train_step(model, rng):
 
 @pytest.mark.parametrize("name", ["n2uq_resnet18", "s3_resnet18"])
 def test_small_models_run_forward_and_train(small, name):
+    """One Adam step. Cannot flake: Adam's first step moves every element with a non-zero
+    gradient by about the rate, and only whether each weight moved at all is checked (seeded
+    inputs and initialisation)."""
     model = small(name)  # the defaults: 2-bit N2UQ, 3-bit S3
     rng = np.random.default_rng(1)
     out = model(rng.normal(size=(2, 28, 28, 1)).astype(np.float32), training=False)
@@ -255,6 +258,8 @@ def test_small_models_run_forward_and_train(small, name):
 
 
 def test_float_twin_has_float_kernels_and_frozen_relaxations(small):
+    """One Adam step. Cannot flake: which weights move (the kernels) and which cannot (the
+    frozen relaxations) does not depend on the values reached."""
     twin = small("n2uq_resnet18", precision="float")
     convs = [l for l in twin.layers if isinstance(l, lq.layers.QuantConv2D)]
     assert len(convs) == 19 and all(kernel_precision(l) is None for l in convs)
