@@ -16,6 +16,12 @@ def quickstart_code() -> str:
 
 
 def test_readme_quickstart_runs(tmp_path, monkeypatch, spread, test_seed):
+    """Trains one epoch (seeded by the test seed, op determinism, pinned threads: one machine
+    always gets the same model) and converts it with the README's own parity check, 99 % top-1
+    agreement on 200 images, which the test cannot loosen. Measured over seeds 0-4, seed 0 at 1
+    and 2 threads (tests/spread_measurements.json): 99.5-100 % (one flip at seed 4), so the
+    check has a margin of one near-tie image beyond the worst seed measured; the default seed
+    gives 100 %."""
     code = quickstart_code()
     spec = '{"kind": "fashion_mnist", "source": "embedded"}'
     assert spec in code and "epochs=2" in code and "limit=500" in code
