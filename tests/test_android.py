@@ -59,13 +59,24 @@ def test_app_default_model_json_records_the_model_digest():
     assert recorded == hashlib.sha256(APP_MODEL.read_bytes()).hexdigest()
 
 
-def test_app_default_model_classifies_fashion_mnist():
+def test_app_default_model_classifies_fashion_mnist(test_seed, test_threads, spread):
+    """The bundled model's top-1 accuracy on every tenth embedded test image (200 images).
+
+    Nothing here trains or draws: the model is committed and the images are fixed, so the
+    accuracy can only change with the slice (``test_seed`` picks ``images[test_seed % 10::10]``,
+    ten disjoint slices) and the interpreter's thread count. ``make demo`` measured 82.65 % on
+    all 2000 images. Measured over seeds 0-4 (slices 0-4) at 2 threads and seed 0 at 1 thread
+    (tests/spread_measurements.json): 79.5-84.0 % (the thread count changed nothing: 84.0 % at
+    both); floor 70 %, two spreads (4.5 points) below the lowest.
+    """
     images, labels = load_fashion_mnist("test", source="embedded")
+    offset = test_seed % 10
     classifier = TFLiteClassifier(APP_MODEL)
-    inputs = np.asarray(preprocess(images[::10], classifier.metadata.preprocessing))
-    predicted = [ranking[0].index for ranking in classifier.predict(inputs, k=1)]
-    # make demo measured 82.65% on all 2000 embedded test images.
-    assert np.mean(np.asarray(predicted) == labels[::10]) > 0.75
+    inputs = np.asarray(preprocess(images[offset::10], classifier.metadata.preprocessing))
+    predicted = [ranking[0].index
+                 for ranking in classifier.predict(inputs, k=1, num_threads=test_threads)]
+    accuracy = spread("accuracy", np.mean(np.asarray(predicted) == labels[offset::10]))
+    assert accuracy >= 0.70
 
 
 def test_softmax_and_top_k_against_hand_values():

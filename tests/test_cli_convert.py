@@ -13,6 +13,7 @@ from tflbnn.cli import main
 from tflbnn.metadata import ModelMetadata, Preprocessing
 
 LABELS = [f"class_{i}" for i in range(10)]
+PARITY_COUNT = 24  # random-pixel parity images of the model_dir fixture
 PHOTOS = Path(__file__).parent / "data" / "photos"
 HAS_DATA = importlib.util.find_spec("tflbnn.data") is not None
 
@@ -25,8 +26,8 @@ def has_data_api():
     return all(hasattr(tflbnn.data, name) for name in ("load_image", "preprocess", "load_data"))
 
 
-def tiny_model():
-    tf.keras.utils.set_random_seed(7)
+def tiny_model(seed):
+    tf.keras.utils.set_random_seed(seed)
     inputs = tf.keras.Input((16, 16, 1))
     x = tf.keras.layers.Conv2D(32, 3, padding="same", use_bias=False, name="stem")(inputs)
     x = tf.keras.layers.BatchNormalization(name="stem_bn")(x)
@@ -40,15 +41,25 @@ def tiny_model():
 PREPROCESSING = Preprocessing(16, 16, 1, (0.5,), (0.25,))
 
 
+def one_flip_floor(count):
+    """``--min-top1-agreement`` for ``count`` parity images: one arg-max may change.
+
+    The models here are untrained: their logits have near ties, and a binary activation within
+    float rounding of zero can flip a sign, so one image in a few dozen may change its arg-max
+    without anything being wrong. The default floor (99 %) would fail the conversion on it.
+    """
+    return (count - 1) / count
+
+
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(tmp_path_factory, test_seed):
     folder = tmp_path_factory.mktemp("cli")
-    model = tiny_model()
+    model = tiny_model(7 + 10 * test_seed)
     model.save(folder / "model.keras")
     ModelMetadata(labels=LABELS, preprocessing=PREPROCESSING, name="cli_tiny").save(
         folder / "model.json")
-    rng = np.random.default_rng(0)
-    pixels = rng.integers(0, 256, size=(24, 16, 16, 1), dtype=np.uint8)
+    rng = np.random.default_rng(test_seed)
+    pixels = rng.integers(0, 256, size=(PARITY_COUNT, 16, 16, 1), dtype=np.uint8)
     np.save(folder / "parity.npy", PREPROCESSING.normalize(pixels))
     return folder
 
@@ -57,12 +68,20 @@ def model_dir(tmp_path_factory):
 def converted(model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli_out") / "tiny.tflite"
     code = main(["convert", str(model_dir / "model.keras"), "-o", str(out),
-                 "--parity-images", str(model_dir / "parity.npy")])
+                 "--parity-images", str(model_dir / "parity.npy"),
+                 "--min-top1-agreement", str(one_flip_floor(PARITY_COUNT))])
     assert code == 0
     return out
 
 
-def test_convert_writes_three_files_and_prints_report(converted, capsys):
+def test_convert_writes_three_files_and_prints_report(converted, capsys, spread):
+    """The converted set, its coverage and its parity on 24 random-pixel images.
+
+    Parity of the untrained model (the ``model_dir`` fixture: seed ``7 + 10 * test_seed``):
+    measured over seeds 0-4 at 2 threads and seed 0 at 1 thread
+    (tests/spread_measurements.json), top-1 agreement 100 % (spread 0); floor 23/24
+    (one_flip_floor).
+    """
     folder = converted.parent
     assert sorted(path.name for path in folder.iterdir()) == [
         "tiny.float.tflite", "tiny.json", "tiny.tflite"]
@@ -71,8 +90,10 @@ def test_convert_writes_three_files_and_prints_report(converted, capsys):
     conversion = metadata.extra["conversion"]
     coverage = conversion["coverage"]
     assert coverage["num_converted"] == coverage["num_binary_layers"] == 5
-    assert conversion["parity"]["num_images"] == 24
-    assert conversion["parity"]["top1_agreement"] == 1.0
+    parity = conversion["parity"]
+    assert parity["num_images"] == PARITY_COUNT
+    assert parity["min_top1_agreement"] == pytest.approx(one_flip_floor(PARITY_COUNT))
+    assert spread("top1_agreement", parity["top1_agreement"]) >= one_flip_floor(PARITY_COUNT)
     assert conversion["size"]["lce_bytes"] == (folder / "tiny.tflite").stat().st_size
 
 
@@ -95,12 +116,18 @@ def test_convert_with_labels_and_no_parity_says_so(model_dir, tmp_path, capsys):
 
 
 @pytest.mark.skipif(not has_data_api(), reason="tflbnn.data (load_data) not available")
-def test_convert_defaults_parity_to_recorded_data_set(tmp_path, capsys):
+def test_convert_defaults_parity_to_recorded_data_set(tmp_path, capsys, test_seed, spread):
+    """Without --parity-images, parity runs on the sidecar's recorded data set (30 images).
+
+    Untrained model (seed ``8 + 10 * test_seed``): measured over seeds 0-4 at 2 threads and
+    seed 0 at 1 thread (tests/spread_measurements.json), top-1 agreement 100 % (spread 0); floor
+    29/30 (one_flip_floor).
+    """
     from tflbnn.data import load_data
 
     spec = {"kind": "fashion_mnist", "source": "embedded", "limit_test": 40}
     bundle = load_data(spec)
-    tf.keras.utils.set_random_seed(8)
+    tf.keras.utils.set_random_seed(8 + 10 * test_seed)
     inputs = tf.keras.Input(bundle.preprocessing.input_shape)
     x = tf.keras.layers.Conv2D(32, 3, padding="same", use_bias=False)(inputs)
     x = reactnet_block(x, 32, name="b1")
@@ -109,22 +136,29 @@ def test_convert_defaults_parity_to_recorded_data_set(tmp_path, capsys):
     ModelMetadata(labels=bundle.labels, preprocessing=bundle.preprocessing,
                   extra={"data": spec}).save(tmp_path / "fm.json")
     code = main(["convert", str(tmp_path / "fm.keras"), "--parity-count", "30",
-                 "--no-float-reference"])
+                 "--no-float-reference", "--min-top1-agreement", str(one_flip_floor(30))])
     assert code == 0
     parity = ModelMetadata.load(tmp_path / "fm.json").extra["conversion"]["parity"]
-    assert parity["num_images"] == 30 and parity["top1_agreement"] == 1.0
+    assert parity["num_images"] == 30
+    assert spread("top1_agreement", parity["top1_agreement"]) >= one_flip_floor(30)
     assert "recorded data set" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not has_data_api(), reason="tflbnn.data (load_image) not available")
-def test_convert_takes_parity_images_from_a_folder(model_dir, tmp_path):
+def test_convert_takes_parity_images_from_a_folder(model_dir, tmp_path, spread):
+    """Parity images read from a folder of photos (5 of them, resized to 16x16 grey).
+
+    Measured over seeds 0-4 at 2 threads and seed 0 at 1 thread
+    (tests/spread_measurements.json): top-1 agreement 100 % (spread 0); floor 4/5 (one_flip_floor).
+    """
     out = tmp_path / "photos.tflite"
     code = main(["convert", str(model_dir / "model.keras"), "-o", str(out), "--parity-images",
-                 str(PHOTOS), "--parity-count", "5", "--no-float-reference"])
+                 str(PHOTOS), "--parity-count", "5", "--no-float-reference",
+                 "--min-top1-agreement", str(one_flip_floor(5))])
     assert code == 0
     conversion = ModelMetadata.load(tmp_path / "photos.json").extra["conversion"]
     assert conversion["parity"]["num_images"] == 5  # README.md in the folder is not an image
-    assert conversion["parity"]["top1_agreement"] == 1.0
+    assert spread("top1_agreement", conversion["parity"]["top1_agreement"]) >= one_flip_floor(5)
     assert str(PHOTOS) in conversion["parity_note"]
 
 

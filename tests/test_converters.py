@@ -22,6 +22,8 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = 0.2860406, 0.3530242
 LABELS = [f"class_{i}" for i in range(10)]
 PARITY_IMAGES = 200
+#: test_parity_on_real_images: at most one of the 200 images may change its arg-max.
+FLOOR_AGREEMENT = (PARITY_IMAGES - 1) / PARITY_IMAGES
 
 
 def real_test_images(count):
@@ -90,8 +92,8 @@ def images():
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory, images):
-    tf.keras.utils.set_random_seed(1)
+def converted(tmp_path_factory, images, test_seed):
+    tf.keras.utils.set_random_seed(1 + 10 * test_seed)
     model = tiny_reactnet()
     folder = tmp_path_factory.mktemp("converted")
     report = convert_model(model, folder / "tiny.tflite",
@@ -144,16 +146,29 @@ def test_flatbuffer_reader_lists_ops_shapes_and_options(converted):
     assert not read_tflite(folder / "tiny.float.tflite").uses_lce_ops
 
 
-def test_parity_on_real_images(converted, images):
+def test_parity_on_real_images(converted, images, spread):
+    """The untrained tiny ReActNet agrees with Keras on 200 real images, to float rounding.
+
+    Random (untrained) logits have near ties, and a binary activation within rounding of zero
+    can flip a sign, so one image may change its arg-max. Measured over seeds 0-4 at 2 threads
+    and seed 0 at 1 thread (tests/spread_measurements.json; the ``converted`` fixture's seed is
+    ``1 + 10 * test_seed``): top-1 agreement 100 % everywhere, median relative difference
+    2.2e-7-7.8e-7, mean |difference| 3.0e-7-2.4e-5 (the larger values: a few activations
+    within rounding of zero flipping sign), Keras' own rounding sensitivity 1.0e-7-2.5e-7
+    (so the tolerance stays at max_logit_delta, 1e-3). Floors: agreement 199/200 (one near
+    tie may tip, an expectation the spread of 0 cannot give); the bounds 1e-5 and 1e-4 sit at
+    least two spreads above the highest values (1.9e-6 and 7.3e-5).
+    """
     if not images[1]:
         pytest.skip("no Fashion-MNIST installed and tflbnn.data not importable")
     _, report, _ = converted
     parity = report.parity
     assert parity.num_images == PARITY_IMAGES
-    assert parity.top1_agreement == 1.0
-    assert parity.median_relative_delta < 1e-5
+    assert spread("top1_agreement", parity.top1_agreement) >= FLOOR_AGREEMENT
+    assert spread("median_relative_delta", parity.median_relative_delta) < 1e-5
+    spread("noise_relative_delta", parity.noise_relative_delta)
     assert parity.tolerance == pytest.approx(1e-3)  # the tiny net is not rounding-chaotic
-    assert parity.mean_abs_delta < 1e-4
+    assert spread("mean_abs_delta", parity.mean_abs_delta) < 1e-4
     assert parity.passed
 
 

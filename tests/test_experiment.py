@@ -9,6 +9,11 @@ from tflbnn.commands.demo import demo_config_path
 from tflbnn.experiment import (RECIPES, RunConfig, check_same_settings, load_config,
                                run_experiment)
 
+#: Floors of test_train_then_deploy_writes_every_artifact (measured ranges in its docstring):
+#: deploy_run's parity floor, and images by which the Keras and LCE accuracies may differ.
+FLOOR_AGREEMENT = 0.99
+MAX_IMAGES = 3
+
 
 def write_config(tmp_path, recipe_kind="binary", **recipe):
     recipe_lines = "\n".join(f"{key} = {json.dumps(value)}" for key, value in recipe.items())
@@ -106,10 +111,23 @@ def test_train_cli_reports_bad_model_option_without_training(tmp_path, capsys):
     assert not (tmp_path / "tiny" / "model.keras").exists()
 
 
-def test_train_then_deploy_writes_every_artifact(tmp_path, capsys):
+def test_train_then_deploy_writes_every_artifact(tmp_path, capsys, test_seed, spread):
+    """Trains one epoch of a width-1/8 ReActNet-ResNet18 on 256 images and deploys it.
+
+    Why the parity figures cannot flake: the run is seeded (recipe ``seed`` = ``1 + test_seed``,
+    op determinism and fixed threads from tests/conftest.py), so a given seed and thread count
+    always computes the same numbers. Measured over seeds 0-4 at 2 threads and seed 0 at 1
+    thread (tests/spread_measurements.json): the LCE interpreter agreed with Keras on
+    99.5-100 % of the 200 test images (0-1 image apart) and the two accuracies were equal
+    every time. The floor is deploy_run's own 99 % (it raises ParityError below it, and takes
+    no other floor), one spread below the lowest; recipe seed 0 was not used as the base
+    because at 2 threads it sits exactly on that floor (99.0 %). The accuracy difference may
+    be at most 3 images, two spreads above the largest measured disagreement (1 image). The
+    accuracy itself is not asserted (one epoch on 256 images).
+    """
     from tflbnn.deploy import deploy_run
 
-    path = write_config(tmp_path)
+    path = write_config(tmp_path, seed=1 + test_seed)
     assert main(["train", str(path), "--quiet"]) == 0
     run_dir = tmp_path / "tiny"
     for name in ("model.keras", "model.json", "training_curves.png", "results.json",
@@ -128,8 +146,15 @@ def test_train_then_deploy_writes_every_artifact(tmp_path, capsys):
     metrics = deploy_run(result, bench_runs=3)
     coverage = metrics["conversion"]["coverage"]
     assert coverage["num_converted"] == coverage["num_binary_layers"] == 16
-    assert metrics["conversion"]["parity"]["top1_agreement"] >= 0.99
-    assert metrics["accuracy"]["binary_lce"] == pytest.approx(metrics["accuracy"]["binary_keras"])
+    parity = metrics["conversion"]["parity"]
+    assert spread("top1_agreement", parity["top1_agreement"]) >= FLOOR_AGREEMENT
+    # The accuracies are computed on the parity images, so they can differ by at most the
+    # share of images on which the two disagree; a near tie can tip one image either way.
+    accuracy = metrics["accuracy"]
+    difference = spread("accuracy_difference",
+                        abs(accuracy["binary_lce"] - accuracy["binary_keras"]))
+    assert difference <= 1 - parity["top1_agreement"] + 1e-9
+    assert difference * parity["num_images"] <= MAX_IMAGES + 1e-9
     size = metrics["conversion"]["size"]
     assert size["lce_bytes"] == (run_dir / "model.tflite").stat().st_size
     assert size["float_bytes"] == (run_dir / "model.float.tflite").stat().st_size
