@@ -6,6 +6,14 @@ layers. Keras layers are matched to ``LceBconv2d`` ops by signature (kernel size
 filters, strides, dilation, groups, output size) as a multiset, because the converter renames
 and truncates tensor names.
 
+A layer is binary when its kernel quantizer *computes* ±alpha per output channel (or a sign
+with 0 at 0, like ``tf.sign``), whatever it declares: quantizers are probed on fixed inputs
+(``tflbnn.converters.quantizer_probe``), so string, object, custom-class and plain-function
+quantizers (``tf.where`` signs, as in LCE's own tests) are all recognised. Its input is binary
+when its input quantizer, or else the layer feeding it (``RSign``), computes exactly ±1. A
+quantizer that cannot be classified is reported by layer name and never certified: it fails
+strict coverage like a float fall-back.
+
 Binary layers fall in three kinds:
 
 * **eligible**: NHWC ``Conv2D`` layers with binary (±1) inputs whose groups have a multiple of
@@ -17,9 +25,10 @@ Binary layers fall in three kinds:
   binary grouped convolution" error for such a grouped conv and keeps a float ``CONV_2D``), so
   they run as float ops by design. They never fail strict coverage but are reported, with
   their share of binary MACs, in the report, its summary and a ``CoverageWarning``.
-* **misused**: binary ``Dense`` layers, binary kernels on float inputs, transposed or
-  ``channels_first`` convolutions. These also stay float, but a rewrite makes them convert
-  (a 1×1 conv, an ``RSign`` input, ...), so they count as eligible and fail strict coverage.
+* **misused**: binary ``Dense`` layers, binary kernels on float (or ±2, or ``tf.sign``'s
+  {-1, 0, 1}) inputs, transposed or ``channels_first`` convolutions. These also stay float, but
+  a rewrite makes them convert (a 1×1 conv, an ``RSign`` input, ...), so they count as eligible
+  and fail strict coverage.
 """
 
 from __future__ import annotations
@@ -30,11 +39,14 @@ from typing import Any
 
 from tflbnn import _backend  # noqa: F401
 
+import numpy as np
 import tensorflow as tf
 
-from tflbnn.profiling import binary_input, flatten_layers, kernel_precision, profile
+from tflbnn.profiling import flatten_layers, profile
 from tflbnn.converters.flatbuffer import (LCE_BCONV, OpInfo, Source, TFLiteModelInfo, bconv_groups,
                                           read_tflite)
+from tflbnn.converters.quantizer_probe import (FLOAT, SIGN_WITH_ZERO, Computation, ProbeError,
+                                               input_computation, kernel_computation)
 
 __all__ = [
     "CoverageError",
@@ -43,6 +55,7 @@ __all__ = [
     "CoverageReport",
     "binary_layers",
     "check_coverage",
+    "needs_coverage",
 ]
 
 
@@ -73,6 +86,13 @@ class LayerCoverage:
         eligible: whether LCE's rules allow an ``LceBconv2d`` for it (module docstring); False
             for depthwise convolutions and grouped ones whose channels per group are not a
             multiple of 32, which run as float ops by design.
+        kernel_values: what its kernel quantizer computes (e.g. "±alpha per output channel"),
+            ``None`` when that cannot be told.
+        input_values: what its input is (e.g. "±1", "float from 'bn' (BatchNormalization)"),
+            ``None`` when not needed (ineligible layers) or when that cannot be told.
+        determined: False when a quantizer of the layer, or the layer feeding it, could not be
+            classified (``reason`` says which and why): such a layer is never certified and
+            counts as a failure even if an ``LceBconv2d`` has its signature.
     """
 
     name: str
@@ -83,6 +103,9 @@ class LayerCoverage:
     reason: str | None
     signature: dict[str, Any]
     eligible: bool = True
+    kernel_values: str | None = None
+    input_values: str | None = None
+    determined: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -116,14 +139,21 @@ class CoverageReport:
         return tuple(layer for layer in self.layers if not layer.converted)
 
     @property
+    def not_certified(self) -> tuple[LayerCoverage, ...]:
+        """Layers whose quantizers (or the layer feeding them) could not be classified."""
+        return tuple(layer for layer in self.layers if not layer.determined)
+
+    @property
     def ineligible(self) -> tuple[LayerCoverage, ...]:
         """Layers LCE's rules keep in float (depthwise, < 32 or odd channels per group)."""
         return tuple(layer for layer in self.layers if not layer.eligible)
 
     @property
     def failures(self) -> tuple[LayerCoverage, ...]:
-        """Eligible layers that did not become ``LceBconv2d``: what strict coverage rejects."""
-        return tuple(layer for layer in self.layers if layer.eligible and not layer.converted)
+        """Eligible layers that did not become ``LceBconv2d``, and layers whose quantizers could
+        not be classified: what strict coverage rejects."""
+        return tuple(layer for layer in self.layers
+                     if (layer.eligible and not layer.converted) or not layer.determined)
 
     @staticmethod
     def _share(layers: tuple[LayerCoverage, ...], of: tuple[LayerCoverage, ...]) -> float | None:
@@ -164,6 +194,7 @@ class CoverageReport:
             "ineligible_mac_share": self.ineligible_mac_share,
             "not_converted": [layer.as_dict() for layer in self.not_converted],
             "not_eligible": [layer.as_dict() for layer in self.ineligible],
+            "not_certified": [layer.as_dict() for layer in self.not_certified],
             "layers": [layer.as_dict() for layer in self.layers],
             "unattributed_bconvs": self.unattributed_bconvs,
             "op_histogram": dict(self.op_histogram),
@@ -192,8 +223,11 @@ class CoverageReport:
                          "their MACs converted; not eligible: "
                          f"{len(self.ineligible)} layers, {100 * self.ineligible_mac_share:.1f}% "
                          "of binary MACs, run in float")
-        for layer in self.not_converted:
-            status = "not eligible" if not layer.eligible else "NOT converted"
+        for layer in self.layers:
+            if layer.converted and layer.determined:
+                continue
+            status = ("NOT certified" if not layer.determined
+                      else "not eligible" if not layer.eligible else "NOT converted")
             lines.append(f"  {status}: {layer.name} ({layer.layer_type}, "
                          f"{100 * layer.mac_share:.1f}% of binary MACs): {layer.reason}")
         if self.unattributed_bconvs:
@@ -205,15 +239,45 @@ class CoverageReport:
 
 
 def binary_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
-    """Every layer (nested models walked into) whose kernel quantizer has precision 1.
+    """Every layer (nested models walked into) whose kernel quantizer computes binary values.
+
+    Binary means ±alpha per output channel, or a sign with 0 at 0 (module docstring), found by
+    probing the quantizer, not from its declared ``precision``.
 
     Args:
-        model: a Keras model.
+        model: a built Keras model.
 
     Returns:
         The layers in model order.
+
+    Raises:
+        ValueError: (a ``ProbeError``) naming the first layer whose kernel quantizer cannot be
+            classified, and why.
     """
-    return [layer for layer in flatten_layers(model) if kernel_precision(layer) == 1]
+    layers = []
+    for layer in flatten_layers(model):
+        computed = kernel_computation(layer)
+        if computed is not None and computed.binary:
+            layers.append(layer)
+    return layers
+
+
+def needs_coverage(layer: tf.keras.layers.Layer) -> bool:
+    """Whether ``check_coverage`` lists ``layer``: its kernel quantizer computes binary values,
+    or cannot be classified (it is then reported, never certified).
+
+    Args:
+        layer: any Keras layer.
+
+    Returns:
+        True for a binary or unclassifiable kernel quantizer, False otherwise (no quantizer,
+        low-bit or float).
+    """
+    try:
+        computed = kernel_computation(layer)
+    except ProbeError:
+        return True
+    return computed is not None and computed.binary
 
 
 def _pair(value) -> tuple[int, int]:
@@ -296,11 +360,52 @@ def _ineligible_reason(layer: tf.keras.layers.Layer) -> str | None:
     return None
 
 
-def _fallback_reason(layer: tf.keras.layers.Layer) -> str | None:
+def _input_reason(computed: Computation) -> str | None:
+    """Why an input of this kind keeps the conv in float, or None for exactly ±1."""
+    if computed.exactly_pm_one:
+        return None
+    if computed.kind == SIGN_WITH_ZERO:
+        return (f"its input is {computed.description}: LCE's binary tensors hold only ±1, so "
+                "the converter keeps the float sign and a float CONV_2D (use larq.math.sign or "
+                "tf.where(x >= 0, 1.0, -1.0))")
+    if computed.binary:
+        return (f"its input is {computed.description}, not ±1: LCE's binary input must be "
+                "exactly ±1 (tf.where(x >= 0, 1.0, -1.0) or larq's sign), so it stays a float "
+                "CONV_2D")
+    return (f"its input is not binary ({computed.description}; no ±1 input_quantizer and not "
+            "fed by a ±1 layer such as RSign), so it stays a float CONV_2D with ±alpha weights")
+
+
+def _quantized_kernel(layer: tf.keras.layers.Layer) -> np.ndarray:
+    """The kernel the converter folds: the kernel quantizer applied to the latent kernel."""
+    kernel = layer.kernel
+    latent = getattr(kernel, "latent_variable", kernel)
+    return np.asarray(layer.kernel_quantizer(tf.convert_to_tensor(latent)))
+
+
+def _kernel_reason(layer: tf.keras.layers.Layer, computed: Computation) -> str | None:
+    """Why this layer's quantized kernel is not ±alpha per output channel, or None."""
+    if computed.kind != SIGN_WITH_ZERO:
+        return None
+    zeros = int(np.count_nonzero(_quantized_kernel(layer) == 0))
+    if not zeros:
+        return None  # no weight is exactly 0, so the folded filter is ±alpha after all
+    return (f"its kernel_quantizer computes {computed.description} and {zeros} weight(s) are "
+            "exactly 0: LCE's binary filter holds only ±alpha per output channel, so it stays "
+            "a float CONV_2D")
+
+
+def _fallback_reason(layer: tf.keras.layers.Layer, kernel: Computation,
+                     inputs: Computation) -> str | None:
     """Why LCE does not turn this eligible binary-kernel layer into a bconv, or None if it should.
 
     Every reason here is a fixable use of a layer; depthwise and narrow grouped convolutions
     are ``_ineligible_reason``'s.
+
+    Args:
+        layer: the binary-kernel layer.
+        kernel: what its kernel quantizer computes.
+        inputs: what its input is (``input_computation``).
     """
     if isinstance(layer, tf.keras.layers.Conv2DTranspose):
         return "LCE has no binary transposed convolution; it runs as float TRANSPOSE_CONV"
@@ -311,10 +416,34 @@ def _fallback_reason(layer: tf.keras.layers.Layer) -> str | None:
         return "LCE converts only 2-D convolutions to LceBconv2d"
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         return "LCE needs channels_last (NHWC) convolutions"
-    if not binary_input(layer):
-        return ("its input is not binary (no precision-1 input_quantizer and not fed by a ±1 "
-                "layer such as RSign), so it stays a float CONV_2D with ±alpha weights")
-    return None
+    return _input_reason(inputs) or _kernel_reason(layer, kernel)
+
+
+@dataclasses.dataclass
+class _Candidate:
+    """A layer the coverage lists: a binary kernel quantizer, or one that cannot be classified."""
+
+    layer: tf.keras.layers.Layer
+    kernel: Computation | None
+    error: str | None = None
+
+
+def _candidates(model: tf.keras.Model) -> tuple[list[_Candidate], list[str]]:
+    """The layers to cover, and "name (what its kernel computes)" of the other quantized ones."""
+    candidates, others = [], []
+    for layer in flatten_layers(model):
+        try:
+            kernel = kernel_computation(layer)
+        except ProbeError as error:
+            candidates.append(_Candidate(layer, None, str(error)))
+            continue
+        if kernel is None:
+            continue
+        if kernel.binary:
+            candidates.append(_Candidate(layer, kernel))
+        elif kernel.kind != FLOAT:
+            others.append(f"{layer.name} ({kernel.description})")
+    return candidates, others
 
 
 def check_coverage(
@@ -329,26 +458,31 @@ def check_coverage(
         model: the Keras model that was converted (built).
         flatbuffer: the LCE flatbuffer (bytes, a path, or a ``read_tflite`` result).
         strict: raise ``CoverageError`` when an eligible binary layer (module docstring) was
-            not converted; with False a ``CoverageWarning`` is issued instead. Layers not
-            eligible by LCE's rules never raise: a ``CoverageWarning`` names them with their
-            share of binary MACs, strict or not.
+            not converted, or a layer's quantizer could not be classified; with False a
+            ``CoverageWarning`` is issued instead. Layers not eligible by LCE's rules never
+            raise: a ``CoverageWarning`` names them with their share of binary MACs, strict or
+            not.
 
     Returns:
         A ``CoverageReport``.
 
     Raises:
-        ValueError: if the model has no binary layers, or the flatbuffer is not TFLite.
+        ValueError: if the model has no binary layers (naming its low-bit quantized layers, if
+            any), or the flatbuffer is not TFLite.
         CoverageError: (strict only) naming each eligible binary layer that runs in float, with
-            its share of binary MACs and the reason.
+            its share of binary MACs and the reason, and each layer that cannot be certified.
     """
-    layers = binary_layers(model)
-    if not layers:
-        raise ValueError(f"model {model.name!r} has no binary layers (no layer with a precision-1 "
-                         "kernel quantizer); there is nothing for LCE to accelerate — convert it "
-                         "with tf.lite.TFLiteConverter instead")
+    candidates, others = _candidates(model)
+    if not candidates:
+        found = (f"; its quantized layers compute low-bit values: {', '.join(others[:5])}"
+                 f"{' ...' if len(others) > 5 else ''}" if others else "")
+        raise ValueError(f"model {model.name!r} has no binary layers (no kernel quantizer "
+                         f"computes ±alpha per output channel){found}; there is nothing for LCE "
+                         "to accelerate — convert it with tf.lite.TFLiteConverter instead")
     info = flatbuffer if isinstance(flatbuffer, TFLiteModelInfo) else read_tflite(flatbuffer)
-    macs = {entry.name: entry.binary_macs + entry.float_macs for entry in profile(model).layers}
-    total_macs = sum(macs.get(layer.name, 0) for layer in layers)
+    macs = {entry.name: entry.binary_macs + entry.lowbit_macs + entry.float_macs
+            for entry in profile(model).layers}
+    total_macs = sum(macs.get(candidate.layer.name, 0) for candidate in candidates)
 
     free_ops = [(op, _op_signature(op)) for op in info.ops_named(LCE_BCONV)]
     matched_signatures: list[dict[str, Any]] = []
@@ -356,14 +490,28 @@ def check_coverage(
     # Both lists are in topological order, so the greedy pass is a multiset match; when several
     # layers share a signature and some are missing, the later ones are reported (which of
     # them fell back cannot be told from the flatbuffer).
-    for layer in layers:
+    for candidate in candidates:
+        layer = candidate.layer
         reason = _ineligible_reason(layer)
         eligible = reason is None
-        if eligible:
-            reason = _fallback_reason(layer)
-        signature = _layer_signature(layer) if isinstance(layer, tf.keras.layers.Conv2D) else {}
+        input_values = None
+        determined = candidate.error is None
+        if not determined:
+            reason = candidate.error
+        elif eligible:
+            try:
+                inputs = input_computation(layer)
+            except ProbeError as error:
+                reason, determined = str(error), False
+            else:
+                input_values = inputs.description
+                reason = _fallback_reason(layer, candidate.kernel, inputs)
+        signature = (_layer_signature(layer)
+                     if determined and isinstance(layer, tf.keras.layers.Conv2D) else {})
         converted = False
-        if reason is None:
+        # An undetermined input still takes its bconv, if any, so that the op is not counted
+        # as unattributed; the layer is reported as not certified all the same.
+        if eligible and (reason is None or (not determined and signature)):
             for position, (op, op_sig) in enumerate(free_ops):
                 if _matches(signature, op_sig):
                     del free_ops[position]
@@ -371,14 +519,16 @@ def check_coverage(
                     matched_signatures.append(signature)
                     break
             else:
-                twins = sum(1 for sig in matched_signatures if sig == signature)
-                reason = (f"no {LCE_BCONV} with signature [{_format_signature(signature)}] in the "
-                          "flatbuffer: the converter did not recognise the pattern (the input "
-                          "sign must be tf.where(x >= 0, 1.0, -1.0) or larq's sign, the padding "
-                          "valid or same with pad_values=1, the kernel ±alpha per output channel)")
-                if twins:
-                    reason += (f"; {twins} other layer(s) with this signature were converted, "
-                               "so which one fell back is ambiguous")
+                if determined:
+                    twins = sum(1 for sig in matched_signatures if sig == signature)
+                    reason = (f"no {LCE_BCONV} with signature [{_format_signature(signature)}] in "
+                              "the flatbuffer: the converter did not recognise the pattern (the "
+                              "input sign must be tf.where(x >= 0, 1.0, -1.0) or larq's sign, "
+                              "the padding valid or same with pad_values=1, the kernel ±alpha "
+                              "per output channel)")
+                    if twins:
+                        reason += (f"; {twins} other layer(s) with this signature were "
+                                   "converted, so which one fell back is ambiguous")
         layer_macs = int(macs.get(layer.name, 0))
         entries.append(LayerCoverage(
             name=layer.name,
@@ -390,6 +540,9 @@ def check_coverage(
             signature={key: list(value) if isinstance(value, tuple) else value
                        for key, value in signature.items()},
             eligible=eligible,
+            kernel_values=None if candidate.kernel is None else candidate.kernel.description,
+            input_values=input_values,
+            determined=determined,
         ))
     report = CoverageReport(layers=tuple(entries), op_histogram=info.op_histogram(),
                             unattributed_bconvs=len(free_ops))
@@ -405,11 +558,19 @@ def check_coverage(
 
 
 def _failure_message(report: CoverageReport) -> str:
-    missing = report.failures
-    share = sum(layer.mac_share for layer in missing)
-    details = "; ".join(f"{layer.name} ({layer.layer_type}, {100 * layer.mac_share:.1f}% of binary "
-                        f"MACs): {layer.reason}" for layer in missing)
-    message = (f"{len(missing)} of {report.num_binary_layers} binary layer(s) did not become "
-               f"{LCE_BCONV} and run in float ({100 * share:.1f}% of binary MACs): {details}")
+    parts = []
+    fell_back = tuple(layer for layer in report.failures if layer.determined)
+    if fell_back:
+        share = sum(layer.mac_share for layer in fell_back)
+        details = "; ".join(f"{layer.name} ({layer.layer_type}, {100 * layer.mac_share:.1f}% of "
+                            f"binary MACs): {layer.reason}" for layer in fell_back)
+        parts.append(f"{len(fell_back)} of {report.num_binary_layers} binary layer(s) did not "
+                     f"become {LCE_BCONV} and run in float ({100 * share:.1f}% of binary MACs): "
+                     f"{details}")
+    unknown = tuple(layer for layer in report.failures if not layer.determined)
+    if unknown:
+        details = "; ".join(str(layer.reason) for layer in unknown)
+        parts.append(f"{len(unknown)} layer(s) cannot be certified as binary: {details}")
+    message = ". ".join(parts)
     note = report.ineligible_note()
     return message if note is None else f"{message}. Besides, {note}"

@@ -5,7 +5,14 @@ anyway (``SetBatchSizePass``), but only after its pattern passes: with a dynamic
 written as ``tf.where(x >= 0, tf.ones_like(x), -tf.ones_like(x))`` lowers to ``FILL(SHAPE(x))``
 operands, which are not the constant ±1 that the ``LceQuantize`` pattern needs, so every binary
 conv silently stays a float ``CONV_2D``. With a static batch the fills fold into constants and
-the pattern matches (checked on LCE 0.16.0 with ``tflbnn.quantizers.binary_sign``).
+the pattern matches (checked on LCE 0.16.0 with ``tflbnn.quantizers.binary_sign``, and with
+``tf.where(x >= 0, tf.ones_like(x), -tf.ones_like(x))``, the quantizer of LCE's own tests).
+
+The copy is made from the layers' configs, except that the quantizers are passed on as they are
+(shared with the original): a plain function does not survive a config round trip (larq
+serialises it as its name, which nothing deserialises), nor does an unregistered quantizer
+class, and a model that could not be copied would be converted with its dynamic batch and lose
+exactly those binary convolutions.
 """
 
 from __future__ import annotations
@@ -21,9 +28,23 @@ from tflbnn.blocks import quiet_weight_clip_warning
 
 __all__ = ["LCE_OPTION_NAMES", "convert_lce", "convert_float", "with_batch_size_one"]
 
+#: Layer arguments that may hold a quantizer (larq's quantized layers).
+_QUANTIZER_ARGUMENTS = ("input_quantizer", "kernel_quantizer", "depthwise_quantizer",
+                        "pointwise_quantizer")
+
 #: Keyword options of ``larq_compute_engine.convert_keras_model`` (LCE 0.16.0).
 LCE_OPTION_NAMES = ("inference_input_type", "inference_output_type", "target",
                     "experimental_default_int8_range")
+
+
+def _clone_layer(layer: tf.keras.layers.Layer) -> tf.keras.layers.Layer:
+    """``clone_model``'s default copy (from the config), with the layer's own quantizers."""
+    config = layer.get_config()
+    for argument in _QUANTIZER_ARGUMENTS:
+        quantizer = getattr(layer, argument, None)
+        if argument in config and callable(quantizer):
+            config[argument] = quantizer
+    return type(layer).from_config(config)
 
 
 def with_batch_size_one(model: tf.keras.Model) -> tuple[tf.keras.Model, bool]:
@@ -47,7 +68,8 @@ def with_batch_size_one(model: tf.keras.Model) -> tuple[tf.keras.Model, bool]:
                       for tensor, name in zip(inputs, names)]
         with quiet_weight_clip_warning():
             clone = tf.keras.models.clone_model(
-                model, input_tensors=new_inputs if len(new_inputs) > 1 else new_inputs[0])
+                model, input_tensors=new_inputs if len(new_inputs) > 1 else new_inputs[0],
+                clone_function=_clone_layer)
         clone.set_weights(model.get_weights())
     except (ValueError, TypeError, NotImplementedError, AttributeError):
         # Subclassed or otherwise unclonable models: convert as they are; the coverage check

@@ -37,10 +37,10 @@ import tensorflow as tf
 from tflbnn.metadata import (ModelMetadata, check_writable_output, sha256_bytes, sidecar_path,
                              write_files_together)
 from tflbnn.n2uq import N2UQActivationQuantizer, N2UQWeightQuantizer
-from tflbnn.profiling import flatten_layers, kernel_precision
+from tflbnn.profiling import flatten_layers
 from tflbnn.shift import S3Conv2D, S3Dense, to_inference_model
 from tflbnn.converters.coverage import (CoverageError, CoverageReport, CoverageWarning,
-                                        check_coverage)
+                                        check_coverage, needs_coverage)
 from tflbnn.converters.flatbuffer import LCE_BCONV, grouped_bconvs, read_tflite
 from tflbnn.converters.int8_weights import (Int8ParityReport, Int8WeightError, Int8WeightSize,
                                             WeightTensor, check_int8_parity, check_int8_weights,
@@ -106,7 +106,7 @@ def _layer_kind(layer: tf.keras.layers.Layer) -> str | None:
         return KIND_N2UQ_INT8
     if isinstance(layer, (S3Conv2D, S3Dense)):
         return KIND_S3_INT8_WEIGHTS
-    if kernel_precision(layer) == 1:
+    if needs_coverage(layer):
         return KIND_LCE
     return None
 
