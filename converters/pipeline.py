@@ -2,7 +2,8 @@
 
 ``convert_model`` picks the conversion path from the model's layers (``conversion_kind``):
 
-* ``"lce"`` — binary layers (a precision-1 kernel quantizer): Larq Compute Engine flatbuffer,
+* ``"lce"`` — binary layers (a kernel quantizer that computes ±alpha, found by probing it,
+  ``coverage.needs_coverage``): Larq Compute Engine flatbuffer,
   checked for coverage (every binary conv became ``LceBconv2d``) and parity with Keras;
 * ``"n2uq_int8"`` — N2UQ quantizers (``tflbnn.n2uq``): full-integer int8 TFLite calibrated on
   real images (``convert_n2uq_int8``), checked by ``check_n2uq_int8`` (every activation int8,
@@ -81,7 +82,7 @@ DEFAULT_N2UQ_MIN_TOP1_AGREEMENT = 0.99
 DEFAULT_MAX_CALIBRATION_IMAGES = 500
 
 _KIND_WORDS = {
-    KIND_LCE: "binary layers (precision-1 kernel quantizer) for LCE",
+    KIND_LCE: "binary layers (a kernel quantizer computing ±alpha) for LCE",
     KIND_N2UQ_INT8: "N2UQ quantizers for full-integer int8",
     KIND_S3_INT8_WEIGHTS: "S3 shift-weight layers (S3Conv2D/S3Dense) for int8 weights",
 }
@@ -140,8 +141,8 @@ def conversion_kind(model: tf.keras.Model) -> str:
             found.setdefault(kind, []).append(layer.name)
     if not found:
         raise ValueError(
-            f"model {model.name!r} has no binary layers (no layer with a precision-1 kernel "
-            "quantizer), no N2UQ quantizers and no S3Conv2D/S3Dense layers; there is nothing "
+            f"model {model.name!r} has no binary layers (no layer whose kernel quantizer "
+            "computes ±alpha), no N2UQ quantizers and no S3Conv2D/S3Dense layers; there is nothing "
             "for LCE or the int8 paths to accelerate — convert it with tf.lite.TFLiteConverter "
             "instead")
     if len(found) > 1:
